@@ -1,0 +1,42 @@
+//! The command line (SPEC §7): `serve`, `check`, `route`, `passwd`, `queue`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// teamrelay: team lists and customer archives at the mail-transfer layer.
+#[derive(Debug, Parser)]
+#[command(name = "teamrelay", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// One thing to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the relay (the main job).
+    Serve {
+        #[arg(long, default_value = "lists.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and print domains, listeners, lists and archives.
+    Check {
+        #[arg(long, default_value = "lists.toml")]
+        config: PathBuf,
+    },
+    /// Print, without sending, who would get what and why.
+    Route {
+        #[arg(long, default_value = "lists.toml")]
+        config: PathBuf,
+        /// Envelope sender (and From header); "<>" for the null sender.
+        #[arg(long)]
+        from: String,
+        /// Envelope recipient (and To header); repeat for several.
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        /// An address in the Cc header only (not an envelope recipient).
+        #[arg(long = "header-cc")]
+        header_cc: Vec<String>,
+    },
+}

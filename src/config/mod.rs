@@ -1,0 +1,243 @@
+//! `lists.toml`: the typed configuration, and the one way to get it — [`load`], which
+//! checks every rule of SPEC §2 and reports every problem at once, each with file, line
+//! and key. A `Config` value is therefore always valid; nothing downstream re-checks it.
+
+mod duration;
+mod raw;
+mod summary;
+mod target;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use duration::{format_duration, parse_duration};
+pub use summary::summary;
+pub use target::{Cidr, Target, TargetTls};
+
+use crate::address::{Address, Pattern};
+
+/// Default `max_message_size`: 35 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 35 * 1024 * 1024;
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (relative paths inside were resolved against its folder).
+    pub path: PathBuf,
+    pub server: Server,
+    pub team: Team,
+    pub listen: Vec<Listener>,
+    pub tls: Option<TlsFiles>,
+    pub users: Vec<User>,
+    pub deliver: Deliver,
+    pub lists: Vec<List>,
+    pub admin: Option<SocketAddr>,
+    /// Index into `lists` by list address.
+    list_index: HashMap<Address, usize>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub hostname: String,
+    pub spool: PathBuf,
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    pub idle_timeout: Duration,
+}
+
+/// `[team]`.
+#[derive(Debug, Clone)]
+pub struct Team {
+    /// Lower-cased, exact-match domains.
+    pub domains: Vec<String>,
+    pub private_address: Option<Address>,
+    pub never_archive: Vec<Pattern>,
+    pub archive_bulk: bool,
+    pub private_memory: Duration,
+    /// `None`: every address in the team's domains is accepted.
+    pub mailboxes: Option<Vec<Pattern>>,
+}
+
+/// What a listener is for (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Mx,
+    Submission,
+    Relay,
+    Tap,
+}
+
+/// The protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Smtp,
+    Lmtp,
+}
+
+/// TLS on a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenTls {
+    None,
+    StartTls,
+    Implicit,
+}
+
+/// One `[[listen]]`.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub address: SocketAddr,
+    pub mode: Mode,
+    pub protocol: Protocol,
+    pub tls: ListenTls,
+    pub allow: Vec<Cidr>,
+}
+
+/// `[tls]`: certificate chain and key, PEM.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// One `[[user]]` (submission account).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password_hash: String,
+    pub addresses: Vec<Address>,
+}
+
+/// `[deliver]`.
+#[derive(Debug, Clone)]
+pub struct Deliver {
+    pub team: Target,
+    pub outside: Target,
+    pub retry: Vec<Duration>,
+    pub max_queue_time: Duration,
+    pub team_auth: Option<RouteAuth>,
+    pub outside_auth: Option<RouteAuth>,
+}
+
+/// Credentials and trust for one delivery route. The password stays in its file and is
+/// read when a connection needs it, so it never sits in a log or a `Debug` dump.
+#[derive(Debug, Clone, Default)]
+pub struct RouteAuth {
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// One `[[list]]`.
+#[derive(Debug, Clone)]
+pub struct List {
+    pub address: Address,
+    pub members: Vec<Address>,
+    /// Empty for plain lists; non-empty makes this an archive list.
+    pub archive_of: Vec<Pattern>,
+}
+
+impl List {
+    /// Whether this is an archive list.
+    pub fn is_archive(&self) -> bool {
+        !self.archive_of.is_empty()
+    }
+}
+
+impl Config {
+    /// Whether `addr` is in one of the team's domains.
+    pub fn is_internal(&self, addr: &Address) -> bool {
+        self.team.domains.iter().any(|d| d == addr.domain())
+    }
+
+    /// The list with this address.
+    pub fn list(&self, addr: &Address) -> Option<&List> {
+        self.list_index.get(addr).map(|&i| &self.lists[i])
+    }
+
+    /// The list whose `-bounces` address this is.
+    pub fn list_of_bounces(&self, addr: &Address) -> Option<&List> {
+        let local = addr.local().strip_suffix("-bounces")?;
+        self.lists
+            .iter()
+            .find(|l| l.address.local() == local && l.address.domain() == addr.domain())
+    }
+
+    /// Whether a team address is a mailbox we accept mail for (`team.mailboxes`).
+    pub fn is_known_mailbox(&self, addr: &Address) -> bool {
+        match &self.team.mailboxes {
+            None => true,
+            Some(patterns) => patterns.iter().any(|p| p.matches(addr)),
+        }
+    }
+
+    /// The submission account with this name.
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+}
+
+/// One problem in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: ", self.file, line)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found, in file order.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: name.clone(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse(&text, path)
+}
+
+/// Validates config text as if it had been read from `path` (which names it in errors
+/// and anchors relative paths).
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    validate::validate(text, path)
+}

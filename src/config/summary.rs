@@ -1,0 +1,75 @@
+//! What `teamrelay check` prints: the configuration as an administrator thinks of it.
+
+use std::fmt::Write;
+
+use super::*;
+use crate::route::members;
+
+/// A readable summary: domains, listeners, delivery, lists with expanded members, and
+/// archive lists with whom they cover.
+pub fn summary(config: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: OK", config.path.display());
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Host name:   {}", config.server.hostname);
+    let _ = writeln!(out, "Spool:       {}", config.server.spool.display());
+    let _ = writeln!(out, "Team domains: {}", config.team.domains.join(", "));
+    if let Some(p) = &config.team.private_address {
+        let _ = writeln!(
+            out,
+            "Private address: {p} (Bcc it to keep a thread off the archives for {})",
+            format_duration(config.team.private_memory)
+        );
+    }
+    if !config.team.never_archive.is_empty() {
+        let n: Vec<String> = config.team.never_archive.iter().map(|p| p.to_string()).collect();
+        let _ = writeln!(out, "Never archived: {}", n.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "Auto-replies and newsletters: {}",
+        if config.team.archive_bulk { "archived" } else { "not archived" }
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Listeners:");
+    for l in &config.listen {
+        let _ = writeln!(
+            out,
+            "  {:<22} {:<10} {:<5} tls {}{}",
+            l.address.to_string(),
+            format!("{:?}", l.mode).to_lowercase(),
+            format!("{:?}", l.protocol).to_lowercase(),
+            format!("{:?}", l.tls).to_lowercase(),
+            if l.allow.is_empty() {
+                String::new()
+            } else {
+                let a: Vec<String> = l.allow.iter().map(|c| c.to_string()).collect();
+                format!(", relays for {}", a.join(" "))
+            }
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Delivery:");
+    let _ = writeln!(out, "  team mail    → {}", config.deliver.team);
+    let _ = writeln!(out, "  outside mail → {}", config.deliver.outside);
+    let retry: Vec<String> = config.deliver.retry.iter().map(|d| format_duration(*d)).collect();
+    let _ = writeln!(
+        out,
+        "  retry after {}; bounce after {}",
+        retry.join(", "),
+        format_duration(config.deliver.max_queue_time)
+    );
+    for (title, archive) in [("Lists:", false), ("Archive lists:", true)] {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{title}");
+        for l in config.lists.iter().filter(|l| l.is_archive() == archive) {
+            let m: Vec<String> = members(config, &l.address).iter().map(|a| a.to_string()).collect();
+            let _ = writeln!(out, "  {} → {}", l.address, m.join(", "));
+            if archive {
+                let of: Vec<String> = l.archive_of.iter().map(|p| p.to_string()).collect();
+                let _ = writeln!(out, "    copies customer mail of: {}", of.join(", "));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,432 @@
+//! From the file as written to a [`Config`] that is known to be valid. Every problem is
+//! collected (not just the first), each with its line, so an administrator fixes a file
+//! in one pass.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::*;
+use super::*;
+use crate::address::{Address, Pattern};
+
+/// Collects problems while building the typed config.
+struct Checker<'a> {
+    file: String,
+    text: &'a str,
+    base: PathBuf,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+
+    fn error_at<T>(&mut self, at: &Spanned<T>, key: impl Into<String>, message: impl Into<String>) {
+        let line = Some(self.line_of(at.span().start));
+        self.push(line, key.into(), message.into());
+    }
+
+    fn push(&mut self, line: Option<usize>, key: String, message: String) {
+        self.errors.push(ConfigError { file: self.file.clone(), line, key, message });
+    }
+
+    fn address(&mut self, s: &SpStr, key: &str, what: &str) -> Option<Address> {
+        match Address::parse(s.get_ref()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                self.error_at(s, key, format!("{what} {:?} is not an email address ({e})", s.get_ref()));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, s: &Option<SpStr>, key: &str, default: Duration) -> Duration {
+        match s {
+            None => default,
+            Some(s) => parse_duration(s.get_ref()).unwrap_or_else(|e| {
+                self.error_at(s, key, e);
+                default
+            }),
+        }
+    }
+
+    fn path(&self, s: &str) -> PathBuf {
+        // Normalizes "./x" inside "./": `Path::components` drops inner `.` parts.
+        self.base.join(s).components().collect()
+    }
+}
+
+/// Parses and validates; see the module doc.
+pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    let mut c = Checker { file: file.clone(), text, base, errors: Vec::new() };
+    let raw: RawConfig = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let line = e.span().map(|s| c.line_of(s.start));
+            let message = e.message().trim().to_string();
+            c.push(line, String::new(), message);
+            return Err(ConfigErrors(c.errors));
+        }
+    };
+    let server = check_server(&mut c, &raw.server);
+    let team = check_team(&mut c, &raw.team);
+    let lists = check_lists(&mut c, &raw.list, &team);
+    let listen = check_listeners(&mut c, &raw.listen, raw.tls.is_some());
+    let tls = raw.tls.as_ref().map(|t| check_tls(&mut c, t));
+    let users = check_users(&mut c, &raw.user);
+    let deliver = check_deliver(&mut c, &raw.deliver);
+    let admin = raw.admin.as_ref().and_then(|a| check_admin(&mut c, &a.listen));
+    if let Some(private) = &team.private_address {
+        if lists.iter().any(|l| &l.address == private) {
+            c.error_at(&raw.team, "team.private_address", "must not be a list address");
+        }
+    }
+    if !c.errors.is_empty() {
+        c.errors.sort_by_key(|e| e.line.unwrap_or(0));
+        return Err(ConfigErrors(c.errors));
+    }
+    let list_index = lists.iter().enumerate().map(|(i, l)| (l.address.clone(), i)).collect();
+    Ok(Config {
+        path: path.to_path_buf(),
+        server,
+        team,
+        listen,
+        tls,
+        users,
+        deliver,
+        lists,
+        admin,
+        list_index,
+    })
+}
+
+fn check_server(c: &mut Checker, raw: &RawServer) -> Server {
+    let hostname = match &raw.hostname {
+        Some(h) if h.get_ref().trim().is_empty() || h.get_ref().contains(char::is_whitespace) => {
+            c.error_at(h, "server.hostname", "must be a host name without spaces");
+            String::new()
+        }
+        Some(h) => h.get_ref().clone(),
+        None => "localhost".to_string(),
+    };
+    let positive = |c: &mut Checker, v: &Option<Spanned<i64>>, key: &str, default: usize| match v {
+        None => default,
+        Some(n) if *n.get_ref() > 0 => *n.get_ref() as usize,
+        Some(n) => {
+            c.error_at(n, key, "must be a positive number");
+            default
+        }
+    };
+    Server {
+        hostname,
+        spool: c.path(raw.spool.as_ref().map(|s| s.get_ref().as_str()).unwrap_or("./spool")),
+        max_message_size: positive(c, &raw.max_message_size, "server.max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
+        max_recipients: positive(c, &raw.max_recipients, "server.max_recipients", 100),
+        idle_timeout: c.duration(&raw.idle_timeout, "server.idle_timeout", Duration::from_secs(300)),
+    }
+}
+
+fn check_team(c: &mut Checker, raw: &Spanned<RawTeam>) -> Team {
+    let t = raw.get_ref();
+    if t.domains.is_empty() {
+        c.error_at(raw, "team.domains", "name at least one domain");
+    }
+    let mut domains = Vec::new();
+    for d in &t.domains {
+        match Pattern::parse(&format!("*@{}", d.get_ref())) {
+            Ok(Pattern::Domain(d)) => domains.push(d),
+            _ => c.error_at(d, "team.domains", format!("{:?} is not a domain name", d.get_ref())),
+        }
+    }
+    let in_team = |a: &Address| domains.iter().any(|d| d == a.domain());
+    let private_address = t.private_address.as_ref().and_then(|s| {
+        let a = c.address(s, "team.private_address", "address")?;
+        if !in_team(&a) {
+            c.error_at(s, "team.private_address", format!("{a} is not in team.domains"));
+        }
+        Some(a)
+    });
+    let patterns = |c: &mut Checker, items: &[SpStr], key: &str| -> Vec<Pattern> {
+        items
+            .iter()
+            .filter_map(|s| match Pattern::parse(s.get_ref()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    c.error_at(s, key, format!("{:?} is not an address or *@domain ({e})", s.get_ref()));
+                    None
+                }
+            })
+            .collect()
+    };
+    let never_archive = patterns(c, &t.never_archive, "team.never_archive");
+    let mailboxes = t.mailboxes.as_ref().map(|m| patterns(c, m, "team.mailboxes"));
+    let private_memory = c.duration(&t.private_memory, "team.private_memory", Duration::from_secs(90 * 86400));
+    Team {
+        domains,
+        private_address,
+        never_archive,
+        archive_bulk: t.archive_bulk,
+        private_memory,
+        mailboxes,
+    }
+}
+
+fn check_lists(c: &mut Checker, raw: &[Spanned<RawList>], team: &Team) -> Vec<List> {
+    let in_team = |a: &Address| team.domains.iter().any(|d| d == a.domain());
+    let mut lists: Vec<List> = Vec::new();
+    let mut seen: HashMap<Address, usize> = HashMap::new();
+    let mut archive_raw = Vec::new();
+    for item in raw {
+        let r = item.get_ref();
+        let key = format!("list {:?}", r.address.get_ref());
+        let Some(address) = c.address(&r.address, &key, "address") else { continue };
+        if !in_team(&address) {
+            c.error_at(&r.address, &key, "a list address must be in team.domains");
+        }
+        if seen.insert(address.clone(), c.line_of(r.address.span().start)).is_some() {
+            c.error_at(&r.address, &key, "is defined twice");
+        }
+        if address.local().ends_with("-bounces") {
+            c.error_at(&r.address, &key, "must not end in -bounces (reserved for bounce addresses)");
+        }
+        if r.members.is_empty() {
+            c.error_at(item, &key, "has no members");
+        }
+        let members = r.members.iter().filter_map(|m| c.address(m, &key, "member")).collect();
+        if let Some(of) = &r.archive_of {
+            if of.is_empty() {
+                c.error_at(item, &key, "archive_of is empty; remove it or name what to archive");
+            }
+            archive_raw.push((lists.len(), key.clone(), of));
+        }
+        lists.push(List { address, members, archive_of: Vec::new() });
+    }
+    let names: HashSet<Address> = lists.iter().map(|l| l.address.clone()).collect();
+    for (i, key, of) in archive_raw {
+        for s in of.iter() {
+            match Pattern::parse(s.get_ref()) {
+                Ok(Pattern::Domain(d)) if !team.domains.contains(&d) => {
+                    c.error_at(s, &key, format!("archive_of \"*@{d}\" is not a team domain"))
+                }
+                Ok(Pattern::Exact(a)) if !in_team(&a) && !names.contains(&a) => c.error_at(
+                    s,
+                    &key,
+                    format!("archive_of {a} is not a team address (archives cover team members)"),
+                ),
+                Ok(p) => lists[i].archive_of.push(p),
+                Err(e) => c.error_at(
+                    s,
+                    &key,
+                    format!("archive_of {:?} is not an address, list or *@domain ({e})", s.get_ref()),
+                ),
+            }
+        }
+    }
+    check_cycles(c, raw, &lists);
+    lists
+}
+
+/// Nested lists must form no cycle; each cycle is reported once, at its first list.
+fn check_cycles(c: &mut Checker, raw: &[Spanned<RawList>], lists: &[List]) {
+    let index: HashMap<&Address, usize> = lists.iter().enumerate().map(|(i, l)| (&l.address, i)).collect();
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    let mut state = vec![0u8; lists.len()];
+    fn visit(i: usize, lists: &[List], index: &HashMap<&Address, usize>, state: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+        state[i] = 1;
+        path.push(i);
+        for m in &lists[i].members {
+            if let Some(&j) = index.get(m) {
+                if state[j] == 1 {
+                    let start = path.iter().position(|&p| p == j).unwrap_or(0);
+                    return Some(path[start..].to_vec());
+                }
+                if state[j] == 0 {
+                    if let Some(cycle) = visit(j, lists, index, state, path) {
+                        return Some(cycle);
+                    }
+                }
+            }
+        }
+        path.pop();
+        state[i] = 2;
+        None
+    }
+    for i in 0..lists.len() {
+        if state[i] == 0 {
+            let mut path = Vec::new();
+            if let Some(cycle) = visit(i, lists, &index, &mut state, &mut path) {
+                let first = cycle[0];
+                let names: Vec<String> = cycle.iter().chain([&first]).map(|&k| lists[k].address.to_string()).collect();
+                let key = format!("list {:?}", lists[first].address.to_string());
+                c.error_at(&raw[first].get_ref().address, key, format!("nested lists form a cycle: {}", names.join(" → ")));
+                for k in cycle {
+                    state[k] = 2;
+                }
+            }
+        }
+    }
+}
+
+fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -> Vec<Listener> {
+    let mut out = Vec::new();
+    for (n, item) in raw.iter().enumerate() {
+        let r = item.get_ref();
+        let key = format!("listen[{n}]");
+        let address: Option<SocketAddr> = r.address.get_ref().parse().ok();
+        if address.is_none() {
+            c.error_at(&r.address, &key, format!("address {:?} is not ip:port", r.address.get_ref()));
+        }
+        let mode = match r.mode.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("mx") => Mode::Mx,
+            Some("submission") => Mode::Submission,
+            Some("relay") => Mode::Relay,
+            Some("tap") => Mode::Tap,
+            Some(other) => {
+                c.error_at(r.mode.as_ref().unwrap_or(&r.address), &key, format!("mode {other:?} is not one of mx, submission, relay, tap"));
+                Mode::Mx
+            }
+        };
+        let protocol = match r.protocol.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("smtp") => Protocol::Smtp,
+            Some("lmtp") => Protocol::Lmtp,
+            Some(other) => {
+                c.error_at(r.protocol.as_ref().unwrap_or(&r.address), &key, format!("protocol {other:?} is not smtp or lmtp"));
+                Protocol::Smtp
+            }
+        };
+        let tls = match r.tls.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("none") => ListenTls::None,
+            Some("starttls") => ListenTls::StartTls,
+            Some("implicit") => ListenTls::Implicit,
+            Some(other) => {
+                c.error_at(r.tls.as_ref().unwrap_or(&r.address), &key, format!("tls {other:?} is not none, starttls or implicit"));
+                ListenTls::None
+            }
+        };
+        if tls != ListenTls::None && !has_tls {
+            c.error_at(item, &key, "uses TLS but there is no [tls] section with cert and key");
+        }
+        if let Some(addr) = address {
+            if mode == Mode::Submission && tls == ListenTls::None && !addr.ip().is_loopback() {
+                c.error_at(item, &key, "a submission listener without TLS is only allowed on a loopback address (passwords would travel in clear)");
+            }
+        }
+        let mut allow = Vec::new();
+        for a in &r.allow {
+            match Cidr::parse(a.get_ref()) {
+                Ok(net) => allow.push(net),
+                Err(e) => c.error_at(a, &key, format!("allow: {e}")),
+            }
+        }
+        if !r.allow.is_empty() && !matches!(mode, Mode::Relay | Mode::Tap) {
+            c.error_at(item, &key, "allow is only meaningful for relay and tap listeners");
+        }
+        if let Some(address) = address {
+            out.push(Listener { address, mode, protocol, tls, allow });
+        }
+    }
+    out
+}
+
+fn check_tls(c: &mut Checker, raw: &Spanned<RawTls>) -> TlsFiles {
+    let t = raw.get_ref();
+    let mut file = |s: &SpStr, key: &str, marker: &str| {
+        let p = c.path(s.get_ref());
+        match std::fs::read_to_string(&p) {
+            Ok(text) if text.contains(marker) => {}
+            Ok(_) => c.error_at(s, key, format!("{} holds no PEM {}", p.display(), marker.trim_matches('-'))),
+            Err(e) => c.error_at(s, key, format!("cannot read {}: {e}", p.display())),
+        }
+        p
+    };
+    TlsFiles {
+        cert: file(&t.cert, "tls.cert", "-----BEGIN CERTIFICATE-----"),
+        key: file(&t.key, "tls.key", "PRIVATE KEY-----"),
+    }
+}
+
+fn check_users(c: &mut Checker, raw: &[Spanned<RawUser>]) -> Vec<User> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for item in raw {
+        let r = item.get_ref();
+        let key = format!("user {:?}", r.name.get_ref());
+        if r.name.get_ref().is_empty() || !names.insert(r.name.get_ref().clone()) {
+            c.error_at(&r.name, &key, "user names must be non-empty and unique");
+        }
+        if !r.password_hash.get_ref().starts_with("$argon2") {
+            c.error_at(&r.password_hash, &key, "password_hash must be an argon2 hash (run `teamrelay passwd`)");
+        }
+        if r.addresses.is_empty() {
+            c.error_at(item, &key, "addresses: name at least one address this user may send from");
+        }
+        let addresses = r.addresses.iter().filter_map(|a| c.address(a, &key, "address")).collect();
+        out.push(User {
+            name: r.name.get_ref().clone(),
+            password_hash: r.password_hash.get_ref().clone(),
+            addresses,
+        });
+    }
+    out
+}
+
+fn check_deliver(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Deliver {
+    let d = raw.get_ref();
+    let mut target = |s: &SpStr, key: &str| match Target::parse(s.get_ref(), &c.base) {
+        Ok(t) => t,
+        Err(e) => {
+            c.error_at(s, key, e);
+            Target::Maildir(PathBuf::new())
+        }
+    };
+    let team = target(&d.team, "deliver.team");
+    let outside = target(&d.outside, "deliver.outside");
+    let retry = match &d.retry {
+        None => ["1m", "5m", "15m", "30m", "1h"].iter().map(|s| parse_duration(s).unwrap_or_default()).collect(),
+        Some(v) if v.is_empty() => {
+            c.error_at(raw, "deliver.retry", "name at least one delay");
+            vec![Duration::from_secs(60)]
+        }
+        Some(v) => v.iter().map(|s| c.duration(&Some(s.clone()), "deliver.retry", Duration::from_secs(60))).collect(),
+    };
+    let max_queue_time = c.duration(&d.max_queue_time, "deliver.max_queue_time", Duration::from_secs(5 * 86400));
+    let mut auth = |a: &Option<Spanned<RawAuth>>, key: &str| {
+        a.as_ref().map(|a| {
+            let r = a.get_ref();
+            if r.username.is_some() != r.password_file.is_some() {
+                c.error_at(a, key, "username and password_file go together");
+            }
+            RouteAuth {
+                username: r.username.as_ref().map(|s| s.get_ref().clone()),
+                password_file: r.password_file.as_ref().map(|s| c.path(s.get_ref())),
+                ca_file: r.ca_file.as_ref().map(|s| c.path(s.get_ref())),
+            }
+        })
+    };
+    let team_auth = auth(&d.team_auth, "deliver.team_auth");
+    let outside_auth = auth(&d.outside_auth, "deliver.outside_auth");
+    Deliver { team, outside, retry, max_queue_time, team_auth, outside_auth }
+}
+
+fn check_admin(c: &mut Checker, s: &SpStr) -> Option<SocketAddr> {
+    match s.get_ref().parse::<SocketAddr>() {
+        Ok(a) if a.ip().is_loopback() => Some(a),
+        Ok(_) => {
+            c.error_at(s, "admin.listen", "must be a loopback address (metrics and queue control are not for the world)");
+            None
+        }
+        Err(_) => {
+            c.error_at(s, "admin.listen", format!("{:?} is not ip:port", s.get_ref()));
+            None
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Thin entry point: parse the command line, set up logging, dispatch, and map the
+//! outcome to SPEC §7's exit codes (0 ok, 1 runtime failure, 2 bad usage or config).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use teamrelay::address::Address;
+use teamrelay::cli::{Cli, Command};
+use teamrelay::config::{self, Config};
+use teamrelay::route::{self, Envelope, Ingress, MessageFacts, Memory};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Serve { config } => match load(&config) {
+            Ok(_) => {
+                eprintln!("teamrelay serve: not built yet");
+                ExitCode::from(1)
+            }
+            Err(code) => code,
+        },
+        Command::Check { config } => match load(&config) {
+            Ok(c) => {
+                print!("{}", config::summary(&c));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Route { config, from, to, header_cc } => match load(&config) {
+            Ok(c) => route_command(&c, &from, &to, &header_cc),
+            Err(code) => code,
+        },
+    }
+}
+
+/// Loads the config or prints every problem and returns exit code 2.
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        let n = errors.0.len();
+        eprintln!("{n} problem{} found; nothing was started.", if n == 1 { "" } else { "s" });
+        ExitCode::from(2)
+    })
+}
+
+fn parse_addr(what: &str, s: &str) -> Result<Address, ExitCode> {
+    let bare = s.trim().trim_start_matches('<').trim_end_matches('>');
+    Address::parse(bare).map_err(|e| {
+        eprintln!("teamrelay route: {what} {s:?} is not an email address ({e})");
+        ExitCode::from(2)
+    })
+}
+
+fn route_command(c: &Config, from: &str, to: &[String], cc: &[String]) -> ExitCode {
+    let run = || -> Result<String, ExitCode> {
+        let sender = match from.trim() {
+            "<>" | "" => None,
+            s => Some(parse_addr("--from", s)?),
+        };
+        let recipients = to.iter().map(|t| parse_addr("--to", t)).collect::<Result<Vec<_>, _>>()?;
+        let cc = cc.iter().map(|t| parse_addr("--header-cc", t)).collect::<Result<Vec<_>, _>>()?;
+        let facts = MessageFacts {
+            from: sender.iter().cloned().collect(),
+            to: recipients.clone(),
+            cc,
+            ..MessageFacts::default()
+        };
+        let envelope = Envelope { sender, recipients };
+        let plan = route::plan(c, &envelope, &facts, &Memory::default(), Ingress::Normal);
+        Ok(route::explain(c, &envelope, &plan))
+    };
+    match run() {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
