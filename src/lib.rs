@@ -4,14 +4,18 @@
 //! A message travels through the modules in this order:
 //!
 //! 1. [`config`] — `lists.toml`, validated once; every other module trusts it.
-//! 2. `smtp` — listeners and sessions: the envelope and the body arrive.
+//! 2. [`smtp`] — listeners and sessions: the envelope and the body arrive.
 //! 3. [`route`] — pure policy: list expansion, archive copies, the header blocks.
-//! 4. `spool` — the message and its plan made durable before the `250`.
-//! 5. `deliver` — SMTP/LMTP/Maildir clients, retries, bounces.
+//! 4. [`spool`] — the message and its plan made durable before the `250`.
+//! 5. [`deliver`] — SMTP/LMTP/Maildir clients, retries, bounces.
 //!
 //! [`address`] is the one address type all of them share.
 
 pub mod address;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod route;
+pub mod serve;
+pub mod smtp;
+pub mod spool;

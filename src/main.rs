@@ -21,10 +21,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve { config } => match load(&config) {
-            Ok(_) => {
-                eprintln!("teamrelay serve: not built yet");
-                ExitCode::from(1)
-            }
+            Ok(c) => run_serve(c, config),
             Err(code) => code,
         },
         Command::Check { config } => match load(&config) {
@@ -38,6 +35,32 @@ fn main() -> ExitCode {
             Ok(c) => route_command(&c, &from, &to, &header_cc),
             Err(code) => code,
         },
+    }
+}
+
+fn run_serve(config: Config, path: std::path::PathBuf) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("teamrelay serve: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(teamrelay::serve::serve(config, path)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot run");
+            eprintln!("teamrelay serve: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

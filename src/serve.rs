@@ -1,0 +1,102 @@
+//! `teamrelay serve`: opens the spool, binds every listener, starts the delivery worker,
+//! and handles signals — SIGHUP reloads `lists.toml`, SIGTERM/SIGINT drain and exit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config};
+use crate::smtp::{self, Shared};
+use crate::spool::Spool;
+
+/// How long a stop waits for transactions and deliveries in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the relay until SIGTERM or SIGINT. Errors are start-up failures (a port in use,
+/// an unusable spool) and mean exit code 1.
+pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
+    // One crypto provider for every rustls config built without naming one.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let spool = Spool::open(&config.server.spool).map_err(|e| e.to_string())?;
+    let mut bound = Vec::new();
+    for l in &config.listen {
+        let listener = TcpListener::bind(l.address)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", l.address))?;
+        bound.push((listener, l.clone()));
+    }
+    info!(queued = spool.len(), "spool open");
+    let wake = Arc::new(Notify::new());
+    let shared = Arc::new(Shared::new(config, spool.clone(), wake));
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    for (listener, spec) in bound {
+        tokio::spawn(smtp::run_listener(listener, spec, shared.clone(), shutdown.clone(), tracker.clone()));
+    }
+    tokio::spawn(crate::deliver::run_worker(shared.clone(), shutdown.clone(), tracker.clone()));
+    tokio::spawn(sweep_memories(spool.clone(), shutdown.clone()));
+
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&shared, &path),
+        }
+    }
+    info!("stopping: no new connections, finishing transactions in flight");
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+        warn!("some sessions or deliveries did not finish in time; they resume at next start");
+    }
+    // Everything acknowledged was flushed before its 250; this makes the last delivery
+    // records durable too.
+    if let Err(e) = spool.commit(Vec::new()).await {
+        error!(error = %e, "final spool flush failed");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: a good new file replaces the config; a bad one is logged and ignored.
+fn reload(shared: &Shared, path: &std::path::Path) {
+    match config::load(path) {
+        Ok(new) => {
+            let old = shared.config();
+            if new.listen.iter().map(|l| l.address).ne(old.listen.iter().map(|l| l.address)) {
+                warn!("listener addresses changed: takes effect at the next restart");
+            }
+            shared.set_config(new);
+            info!(file = %path.display(), "configuration reloaded");
+        }
+        Err(errors) => {
+            for e in errors.0 {
+                error!(problem = %e, "reload refused; keeping the running configuration");
+            }
+        }
+    }
+}
+
+/// Drops expired routing memories once an hour.
+async fn sweep_memories(spool: Spool, shutdown: CancellationToken) {
+    loop {
+        let n = spool.sweep_memories();
+        if n > 0 {
+            info!(removed = n, "expired routing memories removed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

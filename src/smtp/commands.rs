@@ -1,0 +1,205 @@
+//! What each SMTP/LMTP command means, one method per verb. The grammar is smtp-proto's;
+//! the state machine and the relay policy (who may send to whom) are ours.
+
+use std::borrow::Cow;
+
+use smtp_proto::{Error as ParseError, Request};
+use tracing::info;
+
+use super::session::{Session, Transaction};
+use super::Reply;
+use crate::address::Address;
+use crate::config::{Mode, Protocol};
+
+impl Session {
+    /// Handles one command line.
+    pub async fn command(&mut self, line: &[u8]) {
+        // smtp-proto wants the line end; a bare-LF line is accepted for commands (many
+        // clients and test tools send them) — only DATA is strict about CRLF.
+        let parsed = Request::parse(&mut line.iter());
+        let request = match parsed {
+            Ok(r) => r,
+            Err(e) => return self.reply(parse_error(e)),
+        };
+        match request {
+            Request::Ehlo { host } => self.hello(host, true, false),
+            Request::Helo { host } => self.hello(host, false, false),
+            Request::Lhlo { host } => self.hello(host, true, true),
+            Request::Mail { from } => self.mail(from),
+            Request::Rcpt { to } => self.rcpt(to),
+            Request::Data => self.data().await,
+            Request::Rset => {
+                self.txn = None;
+                self.reply(Reply::ok());
+            }
+            Request::Noop { .. } => self.reply(Reply::ok()),
+            Request::Quit => self.reply(Reply::bye()),
+            Request::Vrfy { .. } => self.reply(Reply::vrfy()),
+            Request::Help { .. } => {
+                self.reply(Reply::new(214, "2.0.0", "see RFC 5321; teamrelay speaks plain SMTP"))
+            }
+            Request::StartTls | Request::Auth { .. } | Request::Bdat { .. } => {
+                self.reply(Reply::not_implemented())
+            }
+            Request::Expn { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.reply(Reply::not_implemented()),
+        }
+    }
+
+    fn hello(&mut self, host: Cow<'_, str>, esmtp: bool, lhlo: bool) {
+        let lmtp = self.listener.protocol == Protocol::Lmtp;
+        if lmtp != lhlo {
+            let want = if lmtp { "this is an LMTP server: use LHLO" } else { "use EHLO or HELO" };
+            return self.reply(Reply::bad_sequence(want));
+        }
+        if host.trim().is_empty() {
+            return self.reply(Reply::syntax("EHLO domain"));
+        }
+        self.helo = Some(host.trim().to_string());
+        self.esmtp = esmtp;
+        self.txn = None;
+        let hostname = self.config.server.hostname.clone();
+        if !esmtp {
+            return self.reply(Reply::new(250, "", hostname));
+        }
+        let lines = vec![
+            hostname,
+            "PIPELINING".into(),
+            format!("SIZE {}", self.config.server.max_message_size),
+            "8BITMIME".into(),
+            "SMTPUTF8".into(),
+            "ENHANCEDSTATUSCODES".into(),
+        ];
+        self.reply(Reply { code: 250, enhanced: "", lines });
+    }
+
+    fn mail(&mut self, from: smtp_proto::MailFrom<Cow<'_, str>>) {
+        if self.helo.is_none() {
+            return self.reply(Reply::bad_sequence("say EHLO first"));
+        }
+        if self.txn.is_some() {
+            return self.reply(Reply::bad_sequence("nested MAIL command"));
+        }
+        if self.listener.mode == Mode::Tap && !self.client_allowed() {
+            return self.reply(Reply::tap_denied());
+        }
+        if self.listener.mode == Mode::Submission {
+            // AUTH is not offered yet: a submission listener cannot accept mail.
+            return self.reply(Reply::auth_required());
+        }
+        let sender = if from.address.is_empty() {
+            None
+        } else {
+            match Address::parse(&from.address) {
+                Ok(a) => Some(a),
+                Err(_) => return self.reply(Reply::bad_sender()),
+            }
+        };
+        if from.size > self.config.server.max_message_size {
+            return self.reply(Reply::too_big());
+        }
+        self.txn = Some(Transaction { sender, recipients: Vec::new() });
+        self.reply(Reply::sender_ok());
+    }
+
+    fn rcpt(&mut self, to: smtp_proto::RcptTo<Cow<'_, str>>) {
+        let Some(txn) = self.txn.as_ref() else {
+            return self.reply(Reply::bad_sequence("need MAIL before RCPT"));
+        };
+        if txn.recipients.len() >= self.config.server.max_recipients {
+            return self.reply(Reply::too_many_recipients());
+        }
+        let address = if to.address.is_empty() {
+            // `RCPT TO:<postmaster>` (RFC 5321 §4.1.1.3): the first team domain's.
+            Address::parse(&format!("postmaster@{}", self.config.team.domains[0]))
+        } else {
+            Address::parse(&to.address)
+        };
+        let Ok(rcpt) = address else {
+            return self.reply(Reply::bad_recipient());
+        };
+        if let Some(refusal) = self.refuse_recipient(&rcpt) {
+            info!(peer = %self.peer, rcpt = %rcpt, code = refusal.code, "rejected recipient");
+            return self.reply(refusal);
+        }
+        if let Some(txn) = self.txn.as_mut() {
+            if !txn.recipients.contains(&rcpt) {
+                txn.recipients.push(rcpt);
+            }
+        }
+        self.reply(Reply::recipient_ok());
+    }
+
+    /// The relay policy of SPEC §5: why this client may not send to `rcpt`, if it may not.
+    fn refuse_recipient(&self, rcpt: &Address) -> Option<Reply> {
+        let c = &self.config;
+        let trusted = match self.listener.mode {
+            Mode::Submission => true,
+            Mode::Relay | Mode::Tap => self.client_allowed(),
+            Mode::Mx => false,
+        };
+        if trusted {
+            return None;
+        }
+        if !c.is_internal(rcpt) {
+            return Some(Reply::relay_denied());
+        }
+        let known = c.list(rcpt).is_some()
+            || c.list_of_bounces(rcpt).is_some()
+            || c.team.private_address.as_ref() == Some(rcpt)
+            || c.is_known_mailbox(rcpt);
+        (!known).then(Reply::unknown_mailbox)
+    }
+
+    /// Whether the client address is in the listener's `allow` networks.
+    pub fn client_allowed(&self) -> bool {
+        self.listener.allow.iter().any(|net| net.contains(self.peer.ip()))
+    }
+
+    async fn data(&mut self) {
+        let Some(txn) = self.txn.as_ref() else {
+            return self.reply(Reply::bad_sequence("need MAIL before DATA"));
+        };
+        if txn.recipients.is_empty() {
+            return self.reply(Reply::bad_sequence("need RCPT before DATA"));
+        }
+        self.reply(Reply::start_data());
+        let id = crate::spool::Spool::new_id();
+        let mut sink = self.spool().body_sink(&id);
+        let received = self.receive_data(&mut sink).await;
+        let txn = self.txn.take().unwrap_or_default();
+        let reply = match received {
+            Err(reply) => {
+                info!(id = %id, peer = %self.peer, code = reply.code, reason = %reply, "rejected");
+                sink.discard().await;
+                reply
+            }
+            Ok((head, size)) => self.accept(&id, txn.sender.clone(), &txn.recipients, sink, &head, size).await,
+        };
+        if self.listener.protocol == Protocol::Lmtp {
+            // RFC 2033: one reply per accepted recipient. The spool takes a message for
+            // all its recipients or none, so they all share the outcome.
+            for _ in 1..txn.recipients.len() {
+                self.reply_quiet(&reply);
+            }
+        }
+        self.reply(reply);
+    }
+}
+
+/// Maps a grammar error to the reply SPEC §5 names.
+fn parse_error(e: ParseError) -> Reply {
+    match e {
+        ParseError::UnknownCommand => Reply::unknown_command(),
+        ParseError::InvalidSenderAddress => Reply::bad_sender(),
+        ParseError::InvalidRecipientAddress => Reply::bad_recipient(),
+        ParseError::SyntaxError { syntax } => Reply::syntax(syntax),
+        ParseError::InvalidParameter { param } => Reply::new(501, "5.5.4", format!("invalid parameter {param}")),
+        ParseError::UnsupportedParameter { param } => Reply::bad_parameter(&param),
+        ParseError::NeedsMoreData { .. }
+        | ParseError::ResponseTooLong
+        | ParseError::InvalidResponse { .. } => Reply::new(500, "5.5.2", "syntax error"),
+    }
+}

@@ -1,0 +1,90 @@
+//! Inbound SMTP/LMTP: listeners accept connections and run one [`session`] each. A
+//! session owns the conversation with one client; what it accepts goes to the policy
+//! ([`crate::route`]) and the spool before the client hears `250`.
+
+mod accept;
+mod commands;
+pub mod data;
+pub mod reply;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Config, Listener};
+use crate::spool::Spool;
+
+pub use reply::Reply;
+
+/// Anything a session can talk over: TCP now, TLS over TCP later, memory in tests.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// What every session shares.
+pub struct Shared {
+    /// The current configuration; replaced as a whole on reload.
+    config: RwLock<Arc<Config>>,
+    pub spool: Spool,
+    /// Wakes the delivery worker when a message was queued.
+    pub wake: Arc<Notify>,
+}
+
+impl Shared {
+    /// Shared state for a server with this configuration and spool.
+    pub fn new(config: Config, spool: Spool, wake: Arc<Notify>) -> Shared {
+        Shared { config: RwLock::new(Arc::new(config)), spool, wake }
+    }
+
+    /// A snapshot of the configuration; a session keeps one for its whole transaction.
+    pub fn config(&self) -> Arc<Config> {
+        // A poisoned lock only means a panic elsewhere while swapping an Arc; the value
+        // inside is still a complete config.
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the configuration (SIGHUP).
+    pub fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+}
+
+/// Accepts connections on one listener until `shutdown`, one task per session, each
+/// tracked so a graceful stop can wait for transactions in flight.
+pub async fn run_listener(
+    listener: TcpListener,
+    spec: Listener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    info!(listen = ?local, mode = ?spec.mode, "listening");
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment, never spin.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let spec = spec.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            session::run(Box::new(stream), peer, spec, shared, shutdown).await;
+        });
+    }
+}

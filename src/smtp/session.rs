@@ -1,0 +1,275 @@
+//! One client connection: reading command lines (pipelining-aware), the DATA phase, the
+//! limits of SPEC §5 (line length, idle time, ten errors), and writing replies. What each
+//! command means lives in `commands.rs`; what happens to an accepted message in
+//! `accept.rs`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::data::{DataError, DotDecoder};
+use super::{Reply, Shared, Stream};
+use crate::address::Address;
+use crate::config::{Config, Listener};
+use crate::spool::{BodySink, Spool};
+
+/// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
+pub const MAX_LINE: usize = 512;
+/// Error replies after which the session is closed.
+pub const MAX_ERRORS: usize = 10;
+/// How much of the message start is kept in memory for header parsing.
+pub const HEAD_MAX: usize = 64 * 1024;
+/// Read size for the socket.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// An open mail transaction (after MAIL FROM).
+#[derive(Debug, Default)]
+pub struct Transaction {
+    /// `None` for the null sender.
+    pub sender: Option<Address>,
+    pub recipients: Vec<Address>,
+}
+
+/// Everything one session knows.
+pub struct Session {
+    stream: Box<dyn Stream>,
+    pub peer: SocketAddr,
+    pub listener: Listener,
+    pub shared: Arc<Shared>,
+    pub config: Arc<Config>,
+    /// Bytes read but not consumed.
+    inbuf: Vec<u8>,
+    /// Replies not yet written (sent when the client's pipelined input runs out).
+    outbuf: Vec<u8>,
+    /// The name the client gave in EHLO/HELO/LHLO.
+    pub helo: Option<String>,
+    /// Whether the client used EHLO/LHLO (ESMTP) rather than HELO.
+    pub esmtp: bool,
+    pub txn: Option<Transaction>,
+    pub errors: usize,
+    /// Set when the session must end after the pending replies.
+    pub closing: bool,
+}
+
+/// What reading a command line produced.
+enum Line {
+    Command(Vec<u8>),
+    TooLong,
+    Eof,
+    Timeout,
+}
+
+/// Runs a session to its end. Never panics on input; errors end this session only.
+pub async fn run(
+    stream: Box<dyn Stream>,
+    peer: SocketAddr,
+    listener: Listener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let config = shared.config();
+    let mut s = Session {
+        stream,
+        peer,
+        listener,
+        config,
+        shared,
+        inbuf: Vec::with_capacity(READ_CHUNK),
+        outbuf: Vec::with_capacity(1024),
+        helo: None,
+        esmtp: false,
+        txn: None,
+        errors: 0,
+        closing: false,
+    };
+    debug!(peer = %peer, "connect");
+    if shutdown.is_cancelled() {
+        s.reply(Reply::shutting_down());
+        let _ = s.flush().await;
+        return;
+    }
+    let greeting = format!("{} ESMTP teamrelay", s.config.server.hostname);
+    s.reply(Reply { code: 220, enhanced: "", lines: vec![greeting] });
+    while !s.closing {
+        let line = tokio::select! {
+            l = s.read_line() => l,
+            _ = shutdown.cancelled(), if s.txn.is_none() => {
+                // Between transactions a stop is safe: nothing is half-accepted.
+                s.reply(Reply::shutting_down());
+                break;
+            }
+        };
+        match line {
+            Line::Command(bytes) => s.command(&bytes).await,
+            Line::TooLong => s.reply(Reply::line_too_long()),
+            Line::Eof => break,
+            Line::Timeout => {
+                s.reply(Reply::idle_timeout());
+                break;
+            }
+        }
+    }
+    let _ = s.flush().await;
+    let _ = s.stream.shutdown().await;
+    debug!(peer = %peer, "disconnect");
+}
+
+impl Session {
+    /// Queues a reply and counts errors; the tenth error closes the session.
+    pub fn reply(&mut self, reply: Reply) {
+        self.outbuf.extend_from_slice(reply.to_wire().as_bytes());
+        if reply.is_error() && reply.code != 421 {
+            self.errors += 1;
+            if self.errors >= MAX_ERRORS {
+                info!(peer = %self.peer, "too many errors, closing");
+                self.outbuf.extend_from_slice(Reply::too_many_errors().to_wire().as_bytes());
+                self.closing = true;
+            }
+        }
+        if reply.code == 221 || reply.code == 421 {
+            self.closing = true;
+        }
+    }
+
+    /// Queues a reply without counting it as an error (LMTP's per-recipient repeats
+    /// of one outcome).
+    pub fn reply_quiet(&mut self, reply: &Reply) {
+        self.outbuf.extend_from_slice(reply.to_wire().as_bytes());
+    }
+
+    /// Writes queued replies.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.outbuf.is_empty() {
+            self.stream.write_all(&self.outbuf).await?;
+            self.stream.flush().await?;
+            self.outbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads more input, flushing replies first (the client may be waiting for them).
+    /// Returns 0 at end of input.
+    async fn fill(&mut self) -> Result<usize, Line> {
+        if self.flush().await.is_err() {
+            return Err(Line::Eof);
+        }
+        let idle = self.config.server.idle_timeout.max(Duration::from_secs(1));
+        let start = self.inbuf.len();
+        self.inbuf.resize(start + READ_CHUNK, 0);
+        let r = tokio::time::timeout(idle, self.stream.read(&mut self.inbuf[start..])).await;
+        let n = match r {
+            Err(_) => {
+                self.inbuf.truncate(start);
+                return Err(Line::Timeout);
+            }
+            Ok(Err(_)) => 0,
+            Ok(Ok(n)) => n,
+        };
+        self.inbuf.truncate(start + n);
+        Ok(n)
+    }
+
+    /// The next command line (CRLF or LF included), or why there is none.
+    async fn read_line(&mut self) -> Line {
+        let mut too_long = false;
+        loop {
+            if let Some(i) = self.inbuf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.inbuf.drain(..=i).collect();
+                if too_long || line.len() > MAX_LINE {
+                    return Line::TooLong;
+                }
+                return Line::Command(line);
+            }
+            if self.inbuf.len() > MAX_LINE {
+                // Keep memory bounded: drop what we have, remember to reject the line.
+                self.inbuf.clear();
+                too_long = true;
+            }
+            match self.fill().await {
+                Ok(0) => return Line::Eof,
+                Ok(_) => {}
+                Err(line) => return line,
+            }
+        }
+    }
+
+    /// Discards input the client sent ahead (e.g. before the TLS handshake).
+    pub fn discard_input(&mut self) {
+        self.inbuf.clear();
+    }
+
+    /// Whether unread input is waiting (a pipelined command).
+    pub fn has_pending_input(&self) -> bool {
+        !self.inbuf.is_empty()
+    }
+
+    /// Replaces the stream (STARTTLS).
+    pub fn take_stream(&mut self) -> Box<dyn Stream> {
+        std::mem::replace(&mut self.stream, Box::new(tokio::io::duplex(1).0))
+    }
+
+    /// Puts a (new) stream in place.
+    pub fn set_stream(&mut self, stream: Box<dyn Stream>) {
+        self.stream = stream;
+    }
+
+    /// Receives the message after `354`, streaming it to `sink`. Returns the bytes of
+    /// the header section (for policy) and the body size, or the reply to give.
+    pub async fn receive_data(&mut self, sink: &mut BodySink) -> Result<(Vec<u8>, usize), Reply> {
+        let max = self.config.server.max_message_size;
+        let mut decoder = DotDecoder::new(max);
+        let mut head: Vec<u8> = Vec::new();
+        let mut head_done = false;
+        loop {
+            if !self.inbuf.is_empty() {
+                let start = sink.buf.len();
+                let done = decoder.feed(&self.inbuf, &mut sink.buf);
+                let consumed = done.unwrap_or(self.inbuf.len());
+                self.inbuf.drain(..consumed);
+                if !head_done {
+                    let new = &sink.buf[start..];
+                    let room = HEAD_MAX.saturating_sub(head.len()).min(new.len());
+                    head.extend_from_slice(&new[..room]);
+                    head_done = head.len() >= HEAD_MAX;
+                }
+                if done.is_some() {
+                    return match decoder.result() {
+                        Ok(size) => Ok((head, size)),
+                        Err(DataError::BareLineEnding) => Err(Reply::bare_line_ending()),
+                        Err(DataError::TooBig) => Err(Reply::too_big()),
+                    };
+                }
+                if decoder.result().is_err() {
+                    sink.buf.clear();
+                } else if sink.maybe_flush().await.is_err() {
+                    return Err(Reply::local_error());
+                }
+            }
+            match self.fill().await {
+                Ok(0) | Err(Line::Eof) => {
+                    self.closing = true;
+                    return Err(Reply::new(451, "4.3.0", "connection closed during DATA"));
+                }
+                Err(_) => {
+                    self.closing = true;
+                    return Err(Reply::idle_timeout());
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The spool, for brevity.
+    pub fn spool(&self) -> &Spool {
+        &self.shared.spool
+    }
+}
+
+/// Position of `needle` in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

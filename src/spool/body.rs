@@ -1,0 +1,67 @@
+//! Writing a message body to its file while DATA streams in, so a 35 MiB message never
+//! sits in memory whole: bytes are buffered up to [`FLUSH_AT`] and then written out.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Buffered bytes that trigger a write to the file.
+pub const FLUSH_AT: usize = 256 * 1024;
+
+/// The body of one message being received.
+pub struct BodySink {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    /// Bytes not yet written.
+    pub buf: Vec<u8>,
+}
+
+impl BodySink {
+    pub(super) fn new(path: PathBuf) -> BodySink {
+        BodySink { path, file: None, buf: Vec::new() }
+    }
+
+    /// Writes the buffer out if it has grown past [`FLUSH_AT`].
+    pub async fn maybe_flush(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= FLUSH_AT {
+            self.write_out(false).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything and fsyncs the file. The caller still has to commit
+    /// `Op::SyncBodies` so the directory entry is durable too.
+    pub async fn finish(&mut self) -> std::io::Result<()> {
+        self.write_out(true).await
+    }
+
+    /// Removes the file (a rejected message).
+    pub async fn discard(self) {
+        if self.file.is_some() {
+            let _ = tokio::fs::remove_file(&self.path).await;
+        }
+    }
+
+    async fn write_out(&mut self, sync: bool) -> std::io::Result<()> {
+        let path = self.path.clone();
+        let mut file = self.file.take();
+        let mut buf = std::mem::take(&mut self.buf);
+        let (file, mut buf) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let f = match file.as_mut() {
+                Some(f) => f,
+                None => file.insert(std::fs::File::create(&path)?),
+            };
+            f.write_all(&buf)?;
+            if sync {
+                f.sync_all()?;
+            }
+            buf.clear();
+            Ok((file, buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        self.file = file;
+        // Keep the allocation for the next chunk.
+        std::mem::swap(&mut self.buf, &mut buf);
+        Ok(())
+    }
+}
