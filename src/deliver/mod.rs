@@ -164,6 +164,8 @@ async fn finish(shared: &Shared, config: &Config, mut entry: Entry) {
     if let Err(e) = shared.spool.commit(vec![Op::Put(entry.clone())]).await {
         warn!(id = %entry.id, error = %e, "cannot record delivery state");
     }
+    // The worker may be asleep with no schedule in view: tell it about the new one.
+    shared.wake.notify_one();
 }
 
 /// Permanent failures of a finished message. The DSN to the sender is built by the

@@ -1,0 +1,438 @@
+//! Shared harness for the real-binary tests: start `teamrelay serve` on loopback ports
+//! with a temp config and spool, talk to it with python3's smtplib or a raw socket, and
+//! watch what a fake upstream SMTP/LMTP server receives.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` every 20 ms until it is true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// A running `teamrelay serve`.
+pub struct Relay {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    /// Named ports: "mx", "relay", "tap", "lmtp", "submission".
+    pub ports: HashMap<String, u16>,
+}
+
+impl Relay {
+    /// Writes `config` (with `{dir}` and `{port:NAME}` placeholders filled in) and starts
+    /// the relay, waiting until every listener accepts connections.
+    pub fn start(config: &str) -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ports = HashMap::new();
+        let mut text = config.replace("{dir}", dir.path().to_str().unwrap());
+        while let Some(start) = text.find("{port:") {
+            let end = start + text[start..].find('}').unwrap();
+            let name = text[start + 6..end].to_string();
+            let port = *ports.entry(name).or_insert_with(free_port);
+            text.replace_range(start..=end, &port.to_string());
+        }
+        let path = dir.path().join("lists.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut relay = Relay { child: None, dir, config: path, ports };
+        relay.spawn();
+        relay
+    }
+
+    /// Starts the process (again) on the same config and spool.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for (name, port) in &self.ports {
+            if name.starts_with("up") {
+                continue;
+            }
+            let ok = wait_for(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", *port)).is_ok());
+            assert!(ok, "relay did not listen on {name} port {port}; log:\n{}", self.log());
+        }
+    }
+
+    pub fn port(&self, name: &str) -> u16 {
+        self.ports[name]
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("relay.log")
+    }
+
+    /// Everything the relay logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// kill -9: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for exit; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        signal(c.id(), "TERM");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(40) {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.code();
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
+    /// Sends a signal by PID.
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            signal(c.id(), name);
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// What python3's smtplib got back.
+#[derive(Debug)]
+pub struct SendResult {
+    /// "ok" with refused recipients, or the exception.
+    pub output: String,
+    pub success: bool,
+}
+
+/// Sends one message with python3's smtplib: EHLO, MAIL, RCPT..., DATA, QUIT.
+pub fn send_py(port: u16, from: &str, to: &[&str], message: &[u8]) -> SendResult {
+    let script = r#"
+import smtplib, sys, json
+port, sender, rcpts = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+msg = sys.stdin.buffer.read()
+try:
+    s = smtplib.SMTP('127.0.0.1', port, timeout=30)
+    refused = s.sendmail(sender, rcpts, msg)
+    s.quit()
+    print('ok', json.dumps({k: [v[0], v[1].decode()] for k, v in refused.items()}))
+except smtplib.SMTPRecipientsRefused as e:
+    print('refused', json.dumps({k: [v[0], v[1].decode()] for k, v in e.recipients.items()}))
+    sys.exit(1)
+except smtplib.SMTPResponseException as e:
+    print('error', e.smtp_code, e.smtp_error.decode())
+    sys.exit(1)
+except Exception as e:
+    print('exception', repr(e))
+    sys.exit(1)
+"#;
+    let rcpts = format!("[{}]", to.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(","));
+    let mut child = Command::new("python3")
+        .args(["-c", script, &port.to_string(), from, &rcpts])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for the integration tests");
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    let out = child.wait_with_output().unwrap();
+    SendResult {
+        output: String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + &String::from_utf8_lossy(&out.stderr),
+        success: out.status.success(),
+    }
+}
+
+/// A raw SMTP client for protocol-level tests.
+pub struct Client {
+    pub reader: BufReader<TcpStream>,
+    pub writer: TcpStream,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client { reader: BufReader::new(s.try_clone().unwrap()), writer: s }
+    }
+
+    /// Reads one full reply (all continuation lines); empty string on EOF.
+    pub fn read_reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return all,
+                Ok(_) => {}
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        let _ = self.writer.write_all(bytes);
+    }
+
+    /// Sends a command line (CRLF added) and returns the reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.read_reply()
+    }
+
+    /// Whether the server closed the connection.
+    pub fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(self.reader.read(&mut buf), Ok(0))
+    }
+}
+
+/// One transaction a fake upstream received.
+#[derive(Debug, Clone)]
+pub struct Txn {
+    pub mail_from: String,
+    pub rcpts: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+impl Txn {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).to_string()
+    }
+}
+
+/// How the fake upstream misbehaves.
+#[derive(Debug, Default, Clone)]
+pub struct Script {
+    /// RCPT replies by recipient, e.g. "550 5.1.1 no such user".
+    pub rcpt_reply: HashMap<String, String>,
+    /// Reply to the end of DATA for the first N transactions, then 250.
+    pub data_reply: Option<(String, usize)>,
+    /// LMTP: reply after DATA per recipient.
+    pub lmtp_reply: HashMap<String, String>,
+}
+
+/// A fake SMTP (or LMTP) server that records every accepted transaction.
+pub struct Upstream {
+    pub port: u16,
+    pub txns: Arc<Mutex<Vec<Txn>>>,
+    pub script: Arc<Mutex<Script>>,
+}
+
+impl Upstream {
+    /// Starts on `port` (use the relay config's `{port:upNAME}` value).
+    pub fn start(port: u16, lmtp: bool) -> Upstream {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let txns: Arc<Mutex<Vec<Txn>>> = Arc::default();
+        let script: Arc<Mutex<Script>> = Arc::default();
+        let (t, s) = (txns.clone(), script.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (t, s) = (t.clone(), s.clone());
+                thread::spawn(move || serve_upstream(conn, lmtp, t, s));
+            }
+        });
+        Upstream { port, txns, script }
+    }
+
+    pub fn txns(&self) -> Vec<Txn> {
+        self.txns.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` transactions arrived; returns them.
+    pub fn wait(&self, n: usize, timeout: Duration) -> Vec<Txn> {
+        wait_for(timeout, || self.txns.lock().unwrap().len() >= n);
+        self.txns()
+    }
+
+    /// Every (recipient, transaction) pair received.
+    pub fn by_rcpt(&self) -> Vec<(String, Txn)> {
+        self.txns().into_iter().flat_map(|t| t.rcpts.clone().into_iter().map(move |r| (r, t.clone()))).collect()
+    }
+}
+
+fn serve_upstream(conn: TcpStream, lmtp: bool, txns: Arc<Mutex<Vec<Txn>>>, script: Arc<Mutex<Script>>) {
+    conn.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let mut w = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    let _ = w.write_all(b"220 upstream.test ESMTP fake\r\n");
+    let mut from = String::new();
+    let mut rcpts: Vec<String> = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let upper = line.to_ascii_uppercase();
+        let arg = |l: &str| l.split_once('<').and_then(|(_, rest)| rest.split_once('>')).map(|(a, _)| a.to_string()).unwrap_or_default();
+        let reply: String = if upper.starts_with("EHLO") || upper.starts_with("LHLO") {
+            "250-upstream.test\r\n250-8BITMIME\r\n250 PIPELINING".into()
+        } else if upper.starts_with("HELO") {
+            "250 upstream.test".into()
+        } else if upper.starts_with("MAIL") {
+            from = arg(&line);
+            rcpts.clear();
+            "250 2.1.0 ok".into()
+        } else if upper.starts_with("RCPT") {
+            let to = arg(&line);
+            match script.lock().unwrap().rcpt_reply.get(&to) {
+                Some(reply) => reply.clone(),
+                None => {
+                    rcpts.push(to);
+                    "250 2.1.5 ok".into()
+                }
+            }
+        } else if upper.starts_with("DATA") {
+            let _ = w.write_all(b"354 go ahead\r\n");
+            let mut data = Vec::new();
+            loop {
+                let mut l = Vec::new();
+                if r.read_until(b'\n', &mut l).unwrap_or(0) == 0 {
+                    return;
+                }
+                if l == b".\r\n" {
+                    break;
+                }
+                if l.starts_with(b".") {
+                    l.remove(0);
+                }
+                data.extend_from_slice(&l);
+            }
+            let mut s = script.lock().unwrap();
+            let txn = Txn { mail_from: from.clone(), rcpts: rcpts.clone(), data };
+            if lmtp {
+                let mut out = String::new();
+                let mut accepted = Vec::new();
+                for rc in &rcpts {
+                    match s.lmtp_reply.get(rc) {
+                        Some(reply) => out.push_str(&format!("{reply}\r\n")),
+                        None => {
+                            accepted.push(rc.clone());
+                            out.push_str("250 2.0.0 ok\r\n");
+                        }
+                    }
+                }
+                if !accepted.is_empty() {
+                    txns.lock().unwrap().push(Txn { rcpts: accepted, ..txn });
+                }
+                let _ = w.write_all(out.as_bytes());
+                continue;
+            }
+            match &mut s.data_reply {
+                Some((reply, n)) if *n > 0 => {
+                    *n -= 1;
+                    reply.clone()
+                }
+                _ => {
+                    txns.lock().unwrap().push(txn);
+                    "250 2.0.0 queued".into()
+                }
+            }
+        } else if upper.starts_with("QUIT") {
+            let _ = w.write_all(b"221 bye\r\n");
+            return;
+        } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
+            "250 ok".into()
+        } else {
+            "502 unknown".into()
+        };
+        if w.write_all(format!("{reply}\r\n").as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A config for tests: mx, relay and tap listeners, team delivery to the `upteam`
+/// fake, outside delivery to `upout`, retries after one second.
+pub fn base_config(extra_team: &str) -> String {
+    format!(
+        r#"
+[server]
+hostname = "relay.test"
+spool = "{{dir}}/spool"
+max_message_size = 100000
+max_recipients = 5
+idle_timeout = "5s"
+
+[team]
+domains = ["example.com"]
+private_address = "private@example.com"
+never_archive = ["*@lawfirm.example"]
+{extra_team}
+
+[[listen]]
+address = "127.0.0.1:{{port:mx}}"
+mode = "mx"
+
+[[listen]]
+address = "127.0.0.1:{{port:relay}}"
+mode = "relay"
+allow = ["127.0.0.0/8"]
+
+[deliver]
+team = "smtp://127.0.0.1:{{port:upteam}}"
+outside = "smtp://127.0.0.1:{{port:upout}}"
+retry = ["1s"]
+max_queue_time = "1h"
+
+[[list]]
+address = "sales@example.com"
+members = ["alice@example.com", "bob@example.com"]
+
+[[list]]
+address = "customers-archive@example.com"
+members = ["alice@example.com", "bob@example.com", "carol@example.com", "dan@example.com"]
+archive_of = ["*@example.com"]
+"#
+    )
+}
+
+/// A plain message with the given headers.
+pub fn message(from: &str, to: &str, id: &str, extra: &str) -> Vec<u8> {
+    format!("From: {from}\r\nTo: {to}\r\nSubject: test\r\nMessage-ID: <{id}>\r\n{extra}\r\nHello.\r\n.leading dot\r\n").into_bytes()
+}
+
+/// Where a test relay's Maildir for `addr` is.
+pub fn maildir(root: &Path, addr: &str) -> PathBuf {
+    let (local, domain) = addr.split_once('@').unwrap();
+    root.join(domain).join(local).join("new")
+}
