@@ -8,7 +8,7 @@ use clap::Parser;
 use teamrelay::address::Address;
 use teamrelay::cli::{Cli, Command};
 use teamrelay::config::{self, Config};
-use teamrelay::route::{self, Envelope, Ingress, MessageFacts, Memory};
+use teamrelay::route::{self, Envelope, Ingress, Memory, MessageFacts};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -31,7 +31,12 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Route { config, from, to, header_cc } => match load(&config) {
+        Command::Route {
+            config,
+            from,
+            to,
+            header_cc,
+        } => match load(&config) {
             Ok(c) => route_command(&c, &from, &to, &header_cc),
             Err(code) => code,
         },
@@ -69,7 +74,10 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     config::load(path).map_err(|errors| {
         eprintln!("{errors}");
         let n = errors.0.len();
-        eprintln!("{n} problem{} found; nothing was started.", if n == 1 { "" } else { "s" });
+        eprintln!(
+            "{n} problem{} found; nothing was started.",
+            if n == 1 { "" } else { "s" }
+        );
         ExitCode::from(2)
     })
 }
@@ -88,8 +96,14 @@ fn route_command(c: &Config, from: &str, to: &[String], cc: &[String]) -> ExitCo
             "<>" | "" => None,
             s => Some(parse_addr("--from", s)?),
         };
-        let recipients = to.iter().map(|t| parse_addr("--to", t)).collect::<Result<Vec<_>, _>>()?;
-        let cc = cc.iter().map(|t| parse_addr("--header-cc", t)).collect::<Result<Vec<_>, _>>()?;
+        let recipients = to
+            .iter()
+            .map(|t| parse_addr("--to", t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cc = cc
+            .iter()
+            .map(|t| parse_addr("--header-cc", t))
+            .collect::<Result<Vec<_>, _>>()?;
         let facts = MessageFacts {
             from: sender.iter().cloned().collect(),
             to: recipients.clone(),

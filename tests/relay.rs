@@ -19,12 +19,19 @@ fn setup(extra_team: &str) -> Setup {
     let relay = Relay::start(&base_config(extra_team));
     let team = Upstream::start(relay.port("upteam"), false);
     let outside = Upstream::start(relay.port("upout"), false);
-    Setup { relay, team, outside }
+    Setup {
+        relay,
+        team,
+        outside,
+    }
 }
 
 /// The message as delivered, after teamrelay's Received field and any header block.
 fn after_received(data: &str) -> &str {
-    assert!(data.starts_with("Received: from "), "no Received first: {data}");
+    assert!(
+        data.starts_with("Received: from "),
+        "no Received first: {data}"
+    );
     // The Received field is folded over several lines; it ends at the first line that
     // does not start with a tab.
     let mut offset = 0;
@@ -40,19 +47,38 @@ fn after_received(data: &str) -> &str {
 #[test]
 fn inbound_customer_mail_reaches_the_recipient_and_the_archive() {
     let s = setup("");
-    let msg = message("Customer <customer@shop.example>", "alice@example.com", "in1@shop.example", "");
-    let r = send_py(s.relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg);
+    let msg = message(
+        "Customer <customer@shop.example>",
+        "alice@example.com",
+        "in1@shop.example",
+        "",
+    );
+    let r = send_py(
+        s.relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg,
+    );
     assert!(r.success, "{r:?}");
     let txns = s.team.wait(2, T);
     assert_eq!(txns.len(), 2, "{txns:?}\n{}", s.relay.log());
-    let original = txns.iter().find(|t| t.rcpts == ["alice@example.com"]).expect("original");
+    let original = txns
+        .iter()
+        .find(|t| t.rcpts == ["alice@example.com"])
+        .expect("original");
     assert_eq!(original.mail_from, "customer@shop.example");
     // The original is untouched below teamrelay's Received field.
     assert_eq!(after_received(&original.text()).as_bytes(), &msg[..]);
-    let copy = txns.iter().find(|t| t.rcpts != ["alice@example.com"]).expect("archive copy");
+    let copy = txns
+        .iter()
+        .find(|t| t.rcpts != ["alice@example.com"])
+        .expect("archive copy");
     let mut rcpts = copy.rcpts.clone();
     rcpts.sort();
-    assert_eq!(rcpts, ["bob@example.com", "carol@example.com", "dan@example.com"]);
+    assert_eq!(
+        rcpts,
+        ["bob@example.com", "carol@example.com", "dan@example.com"]
+    );
     assert_eq!(copy.mail_from, "customers-archive-bounces@example.com");
     let block = "X-Teamrelay-Archive: customers-archive@example.com\r\n\
 X-Teamrelay-For: alice@example.com\r\n\
@@ -70,8 +96,21 @@ X-Auto-Response-Suppress: All\r\n";
 #[test]
 fn list_mail_is_expanded_with_list_headers_and_bounce_sender() {
     let s = setup("");
-    let msg = message("carol@example.com", "sales@example.com", "l1@example.com", "");
-    assert!(send_py(s.relay.port("mx"), "carol@example.com", &["sales@example.com"], &msg).success);
+    let msg = message(
+        "carol@example.com",
+        "sales@example.com",
+        "l1@example.com",
+        "",
+    );
+    assert!(
+        send_py(
+            s.relay.port("mx"),
+            "carol@example.com",
+            &["sales@example.com"],
+            &msg
+        )
+        .success
+    );
     let txns = s.team.wait(1, T);
     assert_eq!(txns.len(), 1);
     let mut rcpts = txns[0].rcpts.clone();
@@ -79,7 +118,10 @@ fn list_mail_is_expanded_with_list_headers_and_bounce_sender() {
     assert_eq!(rcpts, ["alice@example.com", "bob@example.com"]);
     assert_eq!(txns[0].mail_from, "sales-bounces@example.com");
     let body = after_received(&txns[0].text()).to_string();
-    assert!(body.starts_with("List-Id: <sales.example.com>\r\nPrecedence: list\r\nFrom: carol"), "{body}");
+    assert!(
+        body.starts_with("List-Id: <sales.example.com>\r\nPrecedence: list\r\nFrom: carol"),
+        "{body}"
+    );
     // Internal: no archive copies.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(s.team.txns().len(), 1);
@@ -88,8 +130,21 @@ fn list_mail_is_expanded_with_list_headers_and_bounce_sender() {
 #[test]
 fn internal_mail_is_left_alone() {
     let s = setup("");
-    let msg = message("alice@example.com", "bob@example.com", "int1@example.com", "");
-    assert!(send_py(s.relay.port("mx"), "alice@example.com", &["bob@example.com"], &msg).success);
+    let msg = message(
+        "alice@example.com",
+        "bob@example.com",
+        "int1@example.com",
+        "",
+    );
+    assert!(
+        send_py(
+            s.relay.port("mx"),
+            "alice@example.com",
+            &["bob@example.com"],
+            &msg
+        )
+        .success
+    );
     let txns = s.team.wait(1, T);
     std::thread::sleep(Duration::from_millis(300));
     let txns = if txns.len() == 1 { s.team.txns() } else { txns };
@@ -103,8 +158,18 @@ fn internal_mail_is_left_alone() {
 #[test]
 fn outbound_mail_through_the_relay_listener_is_archived_as_outbound() {
     let s = setup("");
-    let msg = message("alice@example.com", "customer@shop.example", "out1@example.com", "");
-    let r = send_py(s.relay.port("relay"), "alice@example.com", &["customer@shop.example"], &msg);
+    let msg = message(
+        "alice@example.com",
+        "customer@shop.example",
+        "out1@example.com",
+        "",
+    );
+    let r = send_py(
+        s.relay.port("relay"),
+        "alice@example.com",
+        &["customer@shop.example"],
+        &msg,
+    );
     assert!(r.success, "{r:?}");
     let out = s.outside.wait(1, T);
     assert_eq!(out.len(), 1);
@@ -116,8 +181,13 @@ fn outbound_mail_through_the_relay_listener_is_archived_as_outbound() {
     let mut rcpts = copies[0].rcpts.clone();
     rcpts.sort();
     // alice sent it: she is excluded.
-    assert_eq!(rcpts, ["bob@example.com", "carol@example.com", "dan@example.com"]);
-    assert!(copies[0].text().contains("X-Teamrelay-Direction: outbound\r\n"));
+    assert_eq!(
+        rcpts,
+        ["bob@example.com", "carol@example.com", "dan@example.com"]
+    );
+    assert!(copies[0]
+        .text()
+        .contains("X-Teamrelay-Direction: outbound\r\n"));
 }
 
 #[test]
@@ -127,10 +197,22 @@ fn mx_listener_is_not_an_open_relay() {
     assert!(c.read_reply().starts_with("220 relay.test ESMTP teamrelay"));
     assert!(c.cmd("EHLO client.test").starts_with("250-relay.test"));
     assert!(c.cmd("MAIL FROM:<spammer@evil.example>").starts_with("250"));
-    assert_eq!(c.cmd("RCPT TO:<victim@elsewhere.example>"), "554 5.7.1 relay access denied\r\n");
-    assert_eq!(c.cmd("RCPT TO:<user%elsewhere.example@example.com>"), "501 5.1.3 malformed recipient address\r\n");
-    assert_eq!(c.cmd("RCPT TO:<@example.com:victim@elsewhere.example>"), "554 5.7.1 relay access denied\r\n");
-    assert_eq!(c.cmd("RCPT TO:<\"victim@elsewhere.example\"@example.com>"), "501 5.1.3 malformed recipient address\r\n");
+    assert_eq!(
+        c.cmd("RCPT TO:<victim@elsewhere.example>"),
+        "554 5.7.1 relay access denied\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<user%elsewhere.example@example.com>"),
+        "501 5.1.3 malformed recipient address\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<@example.com:victim@elsewhere.example>"),
+        "554 5.7.1 relay access denied\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<\"victim@elsewhere.example\"@example.com>"),
+        "501 5.1.3 malformed recipient address\r\n"
+    );
     assert!(c.cmd("DATA").starts_with("503 5.5.1"));
     assert!(c.cmd("QUIT").starts_with("221"));
     std::thread::sleep(Duration::from_millis(300));
@@ -141,30 +223,76 @@ fn mx_listener_is_not_an_open_relay() {
 fn private_mail_and_its_thread_stay_off_the_archive() {
     let s = setup("");
     // alice writes to a customer and Bccs the private address.
-    let msg = message("alice@example.com", "customer@shop.example", "p1@example.com", "");
-    let r = send_py(s.relay.port("relay"), "alice@example.com", &["customer@shop.example", "private@example.com"], &msg);
+    let msg = message(
+        "alice@example.com",
+        "customer@shop.example",
+        "p1@example.com",
+        "",
+    );
+    let r = send_py(
+        s.relay.port("relay"),
+        "alice@example.com",
+        &["customer@shop.example", "private@example.com"],
+        &msg,
+    );
     assert!(r.success, "{r:?}");
     let out = s.outside.wait(1, T);
     assert_eq!(out[0].rcpts, ["customer@shop.example"]);
     // The customer answers; the reply names the private message.
-    let reply = message("customer@shop.example", "alice@example.com", "r1@shop.example", "In-Reply-To: <p1@example.com>\r\n");
-    assert!(send_py(s.relay.port("mx"), "customer@shop.example", &["alice@example.com"], &reply).success);
+    let reply = message(
+        "customer@shop.example",
+        "alice@example.com",
+        "r1@shop.example",
+        "In-Reply-To: <p1@example.com>\r\n",
+    );
+    assert!(
+        send_py(
+            s.relay.port("mx"),
+            "customer@shop.example",
+            &["alice@example.com"],
+            &reply
+        )
+        .success
+    );
     let team = s.team.wait(1, T);
     std::thread::sleep(Duration::from_millis(500));
     let team = if team.len() == 1 { s.team.txns() } else { team };
     assert_eq!(team.len(), 1, "only the original: {team:?}");
     assert_eq!(team[0].rcpts, ["alice@example.com"]);
     // The private address was never delivered anywhere.
-    let all: Vec<String> = s.team.by_rcpt().into_iter().chain(s.outside.by_rcpt()).map(|(r, _)| r).collect();
+    let all: Vec<String> = s
+        .team
+        .by_rcpt()
+        .into_iter()
+        .chain(s.outside.by_rcpt())
+        .map(|(r, _)| r)
+        .collect();
     assert!(!all.iter().any(|r| r == "private@example.com"));
-    assert!(s.relay.log().contains("thread marked private"), "{}", s.relay.log());
+    assert!(
+        s.relay.log().contains("thread marked private"),
+        "{}",
+        s.relay.log()
+    );
 }
 
 #[test]
 fn never_archive_correspondents_are_not_copied() {
     let s = setup("");
-    let msg = message("lawyer@lawfirm.example", "alice@example.com", "law1@lawfirm.example", "");
-    assert!(send_py(s.relay.port("mx"), "lawyer@lawfirm.example", &["alice@example.com"], &msg).success);
+    let msg = message(
+        "lawyer@lawfirm.example",
+        "alice@example.com",
+        "law1@lawfirm.example",
+        "",
+    );
+    assert!(
+        send_py(
+            s.relay.port("mx"),
+            "lawyer@lawfirm.example",
+            &["alice@example.com"],
+            &msg
+        )
+        .success
+    );
     s.team.wait(1, T);
     std::thread::sleep(Duration::from_millis(300));
     let txns = s.team.txns();
@@ -175,17 +303,43 @@ fn never_archive_correspondents_are_not_copied() {
 #[test]
 fn one_message_in_two_transactions_gives_no_duplicate_copies() {
     let s = setup("");
-    let msg = message("customer@shop.example", "alice@example.com, bob@example.com", "split1@shop.example", "");
-    assert!(send_py(s.relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg).success);
+    let msg = message(
+        "customer@shop.example",
+        "alice@example.com, bob@example.com",
+        "split1@shop.example",
+        "",
+    );
+    assert!(
+        send_py(
+            s.relay.port("mx"),
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg
+        )
+        .success
+    );
     s.team.wait(2, T);
-    assert!(send_py(s.relay.port("mx"), "customer@shop.example", &["bob@example.com"], &msg).success);
+    assert!(
+        send_py(
+            s.relay.port("mx"),
+            "customer@shop.example",
+            &["bob@example.com"],
+            &msg
+        )
+        .success
+    );
     s.team.wait(3, T);
     std::thread::sleep(Duration::from_millis(500));
     let mut counts = std::collections::HashMap::new();
     for (r, _) in s.team.by_rcpt() {
         *counts.entry(r).or_insert(0) += 1;
     }
-    for who in ["alice@example.com", "bob@example.com", "carol@example.com", "dan@example.com"] {
+    for who in [
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+        "dan@example.com",
+    ] {
         assert_eq!(counts.get(who), Some(&1), "{who}: {counts:?}");
     }
 }
@@ -197,15 +351,24 @@ fn smuggled_end_of_data_is_rejected_and_nothing_is_delivered() {
         let mut c = Client::connect(s.relay.port("mx"));
         c.read_reply();
         c.cmd("EHLO client.test");
-        assert!(c.cmd("MAIL FROM:<customer@shop.example>").starts_with("250"));
+        assert!(c
+            .cmd("MAIL FROM:<customer@shop.example>")
+            .starts_with("250"));
         assert!(c.cmd("RCPT TO:<alice@example.com>").starts_with("250"));
         assert!(c.cmd("DATA").starts_with("354"));
         let body = format!(
             "Subject: a\r\n\r\nx{fake}MAIL FROM:<customer@shop.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\n.\r\n"
         );
         c.send(body.as_bytes());
-        assert_eq!(c.read_reply(), "550 5.5.2 bare CR or LF in message: only CRLF line endings are accepted\r\n", "{fake:?}");
-        assert!(c.cmd("NOOP").starts_with("250"), "session continues after {fake:?}");
+        assert_eq!(
+            c.read_reply(),
+            "550 5.5.2 bare CR or LF in message: only CRLF line endings are accepted\r\n",
+            "{fake:?}"
+        );
+        assert!(
+            c.cmd("NOOP").starts_with("250"),
+            "session continues after {fake:?}"
+        );
     }
     std::thread::sleep(Duration::from_millis(500));
     assert!(s.team.txns().is_empty(), "{:?}", s.team.txns());
@@ -217,12 +380,20 @@ fn size_and_recipient_limits_have_their_codes() {
     let mut c = Client::connect(s.relay.port("mx"));
     c.read_reply();
     assert!(c.cmd("EHLO client.test").contains("SIZE 100000"));
-    assert!(c.cmd("MAIL FROM:<customer@shop.example> SIZE=200000").starts_with("552 5.3.4"));
-    assert!(c.cmd("MAIL FROM:<customer@shop.example>").starts_with("250"));
+    assert!(c
+        .cmd("MAIL FROM:<customer@shop.example> SIZE=200000")
+        .starts_with("552 5.3.4"));
+    assert!(c
+        .cmd("MAIL FROM:<customer@shop.example>")
+        .starts_with("250"));
     for i in 0..5 {
-        assert!(c.cmd(&format!("RCPT TO:<user{i}@example.com>")).starts_with("250"));
+        assert!(c
+            .cmd(&format!("RCPT TO:<user{i}@example.com>"))
+            .starts_with("250"));
     }
-    assert!(c.cmd("RCPT TO:<user9@example.com>").starts_with("452 4.5.3"));
+    assert!(c
+        .cmd("RCPT TO:<user9@example.com>")
+        .starts_with("452 4.5.3"));
     assert!(c.cmd("DATA").starts_with("354"));
     let big = "x".repeat(1000);
     for _ in 0..120 {
@@ -244,7 +415,13 @@ fn pipelined_commands_get_replies_in_order() {
     let mut c = Client::connect(s.relay.port("mx"));
     c.read_reply();
     c.cmd("EHLO client.test");
-    let msg = String::from_utf8(message("customer@shop.example", "alice@example.com", "pipe1@shop.example", "")).unwrap();
+    let msg = String::from_utf8(message(
+        "customer@shop.example",
+        "alice@example.com",
+        "pipe1@shop.example",
+        "",
+    ))
+    .unwrap();
     c.send(
         format!(
             "MAIL FROM:<customer@shop.example>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<nobody@elsewhere.example>\r\nDATA\r\n"
@@ -259,7 +436,10 @@ fn pipelined_commands_get_replies_in_order() {
     assert!(c.read_reply().starts_with("250 2.0.0 OK queued as "));
     assert!(c.read_reply().starts_with("221"));
     let txns = s.team.wait(2, T);
-    let original = txns.iter().find(|t| t.rcpts == ["alice@example.com"]).unwrap();
+    let original = txns
+        .iter()
+        .find(|t| t.rcpts == ["alice@example.com"])
+        .unwrap();
     assert_eq!(after_received(&original.text()), msg);
 }
 
@@ -282,8 +462,21 @@ fn junk_input_then_a_good_session() {
     let last = c.read_reply();
     assert!(last.starts_with("421 4.7.0"), "{last}");
     assert!(c.closed());
-    let msg = message("customer@shop.example", "alice@example.com", "junk1@shop.example", "");
-    assert!(send_py(s.relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg).success);
+    let msg = message(
+        "customer@shop.example",
+        "alice@example.com",
+        "junk1@shop.example",
+        "",
+    );
+    assert!(
+        send_py(
+            s.relay.port("mx"),
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg
+        )
+        .success
+    );
     assert_eq!(s.team.wait(2, T).len(), 2);
 }
 
@@ -291,28 +484,57 @@ fn junk_input_then_a_good_session() {
 fn a_451_is_retried_until_delivered() {
     let s = setup("");
     s.team.script.lock().unwrap().data_reply = Some(("451 4.3.0 try later".into(), 1));
-    let msg = message("alice@example.com", "bob@example.com", "retry1@example.com", "");
-    assert!(send_py(s.relay.port("mx"), "alice@example.com", &["bob@example.com"], &msg).success);
+    let msg = message(
+        "alice@example.com",
+        "bob@example.com",
+        "retry1@example.com",
+        "",
+    );
+    assert!(
+        send_py(
+            s.relay.port("mx"),
+            "alice@example.com",
+            &["bob@example.com"],
+            &msg
+        )
+        .success
+    );
     let txns = s.team.wait(1, Duration::from_secs(30));
     assert_eq!(txns.len(), 1, "{}", s.relay.log());
     assert_eq!(txns[0].rcpts, ["bob@example.com"]);
     let log = s.relay.log();
-    assert!(log.contains("deferred") && log.contains("451 try later") || log.contains("451"), "{log}");
+    assert!(
+        log.contains("deferred") && log.contains("451 try later") || log.contains("451"),
+        "{log}"
+    );
 }
 
 #[test]
 fn a_message_acknowledged_before_kill_9_is_delivered_after_restart() {
     // The upstream is down, so the message stays queued.
     let mut relay = Relay::start(&base_config(""));
-    let msg = message("customer@shop.example", "alice@example.com", "crash1@shop.example", "");
-    let r = send_py(relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg);
+    let msg = message(
+        "customer@shop.example",
+        "alice@example.com",
+        "crash1@shop.example",
+        "",
+    );
+    let r = send_py(
+        relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg,
+    );
     assert!(r.success, "{r:?}");
     relay.kill9();
     let team = Upstream::start(relay.port("upteam"), false);
     relay.spawn();
     let txns = team.wait(2, Duration::from_secs(30));
     assert_eq!(txns.len(), 2, "{}", relay.log());
-    let original = txns.iter().find(|t| t.rcpts == ["alice@example.com"]).unwrap();
+    let original = txns
+        .iter()
+        .find(|t| t.rcpts == ["alice@example.com"])
+        .unwrap();
     assert_eq!(after_received(&original.text()).as_bytes(), &msg[..]);
 }
 

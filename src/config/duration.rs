@@ -32,11 +32,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Prints a duration the way it would be written in `lists.toml`.
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s != 0 && s % 86400 == 0 {
+    if s != 0 && s.is_multiple_of(86400) {
         format!("{}d", s / 86400)
-    } else if s != 0 && s % 3600 == 0 {
+    } else if s != 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s != 0 && s % 60 == 0 {
+    } else if s != 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

@@ -3,7 +3,9 @@
 //! bounces or removes the message. A message leaves the spool only when no recipient is
 //! pending.
 
+mod bounce;
 mod client;
+pub mod dsn;
 mod message;
 mod maildir;
 pub mod outcome;
@@ -71,6 +73,7 @@ pub async fn deliver_message(shared: &Shared, id: &str) {
     let Some(mut entry) = shared.spool.get(id) else { return };
     let config = shared.config();
     let body = shared.spool.body_path(id);
+    let mut failed = Vec::new();
     for i in 0..entry.deliveries.len() {
         let d = &entry.deliveries[i];
         let rcpts: Vec<String> = d.pending().map(|r| r.address.clone()).collect();
@@ -105,17 +108,25 @@ pub async fn deliver_message(shared: &Shared, id: &str) {
                 client::deliver(target, auth, &job).await
             }
         };
-        record(&mut entry, i, route, results);
+        failed.extend(record(&mut entry, i, route, results));
     }
-    finish(shared, &config, entry).await;
+    finish(shared, &config, entry, failed).await;
 }
 
-/// Stores each recipient's outcome and logs it.
-fn record(entry: &mut Entry, i: usize, route: RouteKind, results: Vec<(String, Outcome)>) {
+/// Stores each recipient's outcome, logs and counts it; returns the new failures as
+/// (delivery index, recipient, error).
+fn record(entry: &mut Entry, i: usize, route: RouteKind, results: Vec<(String, Outcome)>) -> Vec<(usize, String, String)> {
     let id = entry.id.clone();
     let d = &mut entry.deliveries[i];
+    let mut failed = Vec::new();
     for (addr, outcome) in results {
         let Some(r) = d.rcpts.iter_mut().find(|r| r.address == addr) else { continue };
+        let result = match &outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Deferred(_) => "deferred",
+            Outcome::Failed(_) => "failed",
+        };
+        metrics::counter!("teamrelay_deliveries_total", "route" => route.to_string(), "result" => result).increment(1);
         r.state = match outcome {
             Outcome::Delivered => {
                 info!(id = %id, to = %addr, route = %route, "delivered");
@@ -127,55 +138,60 @@ fn record(entry: &mut Entry, i: usize, route: RouteKind, results: Vec<(String, O
             }
             Outcome::Failed(why) => {
                 warn!(id = %id, to = %addr, route = %route, error = %why, "failed");
+                failed.push((i, addr.clone(), why.clone()));
                 RcptState::Failed { error: why }
             }
         };
     }
+    failed
 }
 
-/// After a try: expire, bounce, reschedule or remove.
-async fn finish(shared: &Shared, config: &Config, mut entry: Entry) {
+/// Gives up on recipients pending past `max_queue_time`; returns them like [`record`].
+fn expire(entry: &mut Entry, config: &Config, now: u64) -> Vec<(usize, String, String)> {
+    let max = config.deliver.max_queue_time;
+    if now.saturating_sub(entry.received_at) < max.as_secs() {
+        return Vec::new();
+    }
+    let mut failed = Vec::new();
+    for (i, d) in entry.deliveries.iter_mut().enumerate() {
+        for r in &mut d.rcpts {
+            if let RcptState::Pending { last_error } = &r.state {
+                let why = format!(
+                    "gave up after {}: {}",
+                    crate::config::format_duration(max),
+                    last_error.as_deref().unwrap_or("not delivered")
+                );
+                warn!(id = %entry.id, to = %r.address, error = %why, "expired");
+                failed.push((i, r.address.clone(), why.clone()));
+                r.state = RcptState::Failed { error: why };
+            }
+        }
+    }
+    failed
+}
+
+/// After a try: expire, bounce, then reschedule or remove — all in one commit, so a
+/// DSN is queued exactly when the failure it reports is recorded.
+async fn finish(shared: &Shared, config: &Config, mut entry: Entry, mut failed: Vec<(usize, String, String)>) {
     let now = spool::now();
     entry.attempts += 1;
-    if entry.has_pending() && now.saturating_sub(entry.received_at) >= config.deliver.max_queue_time.as_secs() {
-        for d in &mut entry.deliveries {
-            for r in &mut d.rcpts {
-                if let RcptState::Pending { last_error } = &r.state {
-                    let why = format!("gave up after {}: {}", crate::config::format_duration(config.deliver.max_queue_time), last_error.as_deref().unwrap_or("not delivered"));
-                    warn!(id = %entry.id, to = %r.address, error = %why, "expired");
-                    r.state = RcptState::Failed { error: why };
-                }
-            }
-        }
+    failed.extend(expire(&mut entry, config, now));
+    let mut ops = bounce::bounces(shared, config, &entry, &failed).await;
+    if entry.has_pending() {
+        let retry = &config.deliver.retry;
+        let delay = retry[(entry.attempts as usize).saturating_sub(1).min(retry.len() - 1)];
+        entry.next_try = now + delay.as_secs();
+        info!(id = %entry.id, retry_in = %crate::config::format_duration(delay), pending = entry.pending_addresses().len(), "rescheduled");
+        ops.push(Op::Put(entry.clone()));
+    } else {
+        ops.push(Op::Remove(entry.id.clone()));
     }
-    if !entry.has_pending() {
-        report_failures(&entry);
-        if let Err(e) = shared.spool.commit(vec![Op::Remove(entry.id.clone())]).await {
-            warn!(id = %entry.id, error = %e, "cannot remove finished message");
-        } else {
-            info!(id = %entry.id, "done");
-        }
-        return;
+    match shared.spool.commit(ops).await {
+        Ok(()) if !entry.has_pending() => info!(id = %entry.id, "done"),
+        Ok(()) => {}
+        Err(e) => warn!(id = %entry.id, error = %e, "cannot record delivery state"),
     }
-    let retry = &config.deliver.retry;
-    let delay = retry[(entry.attempts as usize).saturating_sub(1).min(retry.len() - 1)];
-    entry.next_try = now + delay.as_secs();
-    info!(id = %entry.id, retry_in = %crate::config::format_duration(delay), pending = entry.pending_addresses().len(), "rescheduled");
-    if let Err(e) = shared.spool.commit(vec![Op::Put(entry.clone())]).await {
-        warn!(id = %entry.id, error = %e, "cannot record delivery state");
-    }
-    // The worker may be asleep with no schedule in view: tell it about the new one.
+    // The worker may be asleep with no schedule in view (this message was in flight),
+    // or a DSN was just queued: let it look again.
     shared.wake.notify_one();
-}
-
-/// Permanent failures of a finished message. The DSN to the sender is built by the
-/// delivery-status module once it exists; until then each failure is logged.
-fn report_failures(entry: &Entry) {
-    for d in &entry.deliveries {
-        for r in &d.rcpts {
-            if let RcptState::Failed { error } = &r.state {
-                warn!(id = %entry.id, to = %r.address, sender = ?d.sender, error = %error, "bounced");
-            }
-        }
-    }
 }

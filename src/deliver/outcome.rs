@@ -16,7 +16,10 @@ pub enum Outcome {
 
 /// The outcome a reply code means.
 pub fn from_reply(stage: &str, r: &Response<String>) -> Outcome {
-    let text = format!("{stage}: {} {}", r.code, r.message.trim());
+    let text = match r.esc {
+        [0, _, _] => format!("{stage}: {} {}", r.code, r.message.trim()),
+        [a, b, c] => format!("{stage}: {} {a}.{b}.{c} {}", r.code, r.message.trim()),
+    };
     match r.code {
         200..=299 => Outcome::Delivered,
         500..=599 => Outcome::Failed(text),

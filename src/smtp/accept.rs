@@ -68,7 +68,6 @@ impl Session {
                 deliveries: plan.deliveries.iter().map(StoredDelivery::from).collect(),
                 attempts: 0,
                 next_try: now,
-                bounced_reported: false,
             }));
         }
         if !ops.is_empty() {

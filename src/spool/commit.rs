@@ -36,10 +36,8 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
         let mut sync_dir = false;
         let mut result = Ok(());
         for req in &batch {
-            for op in &req.ops {
-                if let Err(e) = apply(&spool, op, &mut removed, &mut sync_dir) {
-                    result = Err(format!("spool write failed: {e}"));
-                }
+            if let Err(e) = apply(&spool, &req.ops, &mut removed, &mut sync_dir) {
+                result = Err(format!("spool write failed: {e}"));
             }
         }
         if result.is_ok() && sync_dir {
@@ -70,28 +68,38 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
     let _ = db.flush_async().await;
 }
 
-fn apply(spool: &Spool, op: &Op, removed: &mut Vec<String>, sync_dir: &mut bool) -> Result<(), String> {
-    match op {
-        Op::Put(entry) => {
-            let json = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
-            if let Some(old) = spool.queue.insert(entry.id.as_bytes(), json).map_err(|e| e.to_string())? {
-                // Rescheduled: drop the old schedule key if it is still there.
-                if let Ok(old) = serde_json::from_slice::<Entry>(&old) {
-                    let _ = spool.schedule.remove(schedule_key(old.next_try, &old.id));
-                }
+/// Applies one request. Its queue records change in one atomic sled batch, so a DSN
+/// and the recipient state that caused it are recorded together or not at all.
+fn apply(spool: &Spool, ops: &[Op], removed: &mut Vec<String>, sync_dir: &mut bool) -> Result<(), String> {
+    let mut batch = sled::Batch::default();
+    let mut schedule_old = Vec::new();
+    let mut schedule_new = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put(entry) => {
+                let json = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+                batch.insert(entry.id.as_bytes(), json);
+                schedule_old.push(entry.id.clone());
+                schedule_new.push(schedule_key(entry.next_try, &entry.id));
             }
-            spool.schedule.insert(schedule_key(entry.next_try, &entry.id), &[]).map_err(|e| e.to_string())?;
-        }
-        Op::Remove(id) => {
-            if let Some(old) = spool.queue.remove(id.as_bytes()).map_err(|e| e.to_string())? {
-                if let Ok(old) = serde_json::from_slice::<Entry>(&old) {
-                    let _ = spool.schedule.remove(schedule_key(old.next_try, &old.id));
-                }
+            Op::Remove(id) => {
+                batch.remove(id.as_bytes());
+                schedule_old.push(id.clone());
+                removed.push(id.clone());
             }
-            removed.push(id.clone());
+            Op::Remember(m) => m.apply(&spool.private, &spool.delivered).map_err(|e| e.to_string())?,
+            Op::SyncBodies => *sync_dir = true,
         }
-        Op::Remember(m) => m.apply(&spool.private, &spool.delivered).map_err(|e| e.to_string())?,
-        Op::SyncBodies => *sync_dir = true,
+    }
+    // Old schedule keys: a rescheduled or finished message must not stay due.
+    for id in &schedule_old {
+        if let Some(old) = spool.get(id) {
+            let _ = spool.schedule.remove(schedule_key(old.next_try, &old.id));
+        }
+    }
+    spool.queue.apply_batch(batch).map_err(|e| e.to_string())?;
+    for key in schedule_new {
+        spool.schedule.insert(key, &[]).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

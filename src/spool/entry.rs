@@ -99,9 +99,6 @@ pub struct Entry {
     pub attempts: u32,
     /// Unix seconds of the next try.
     pub next_try: u64,
-    /// Bounced recipients already reported in a DSN (so a crash never sends two).
-    #[serde(default)]
-    pub bounced_reported: bool,
 }
 
 impl Entry {

@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `f` every 20 ms until it is true or `timeout` passes.
@@ -53,14 +57,23 @@ impl Relay {
         }
         let path = dir.path().join("lists.toml");
         std::fs::write(&path, text).unwrap();
-        let mut relay = Relay { child: None, dir, config: path, ports };
+        let mut relay = Relay {
+            child: None,
+            dir,
+            config: path,
+            ports,
+        };
         relay.spawn();
         relay
     }
 
     /// Starts the process (again) on the same config and spool.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
             .args(["serve", "--config"])
             .arg(&self.config)
@@ -74,8 +87,14 @@ impl Relay {
             if name.starts_with("up") {
                 continue;
             }
-            let ok = wait_for(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", *port)).is_ok());
-            assert!(ok, "relay did not listen on {name} port {port}; log:\n{}", self.log());
+            let ok = wait_for(Duration::from_secs(20), || {
+                TcpStream::connect(("127.0.0.1", *port)).is_ok()
+            });
+            assert!(
+                ok,
+                "relay did not listen on {name} port {port}; log:\n{}",
+                self.log()
+            );
         }
     }
 
@@ -125,7 +144,10 @@ impl Relay {
 }
 
 fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for Relay {
@@ -163,7 +185,13 @@ except Exception as e:
     print('exception', repr(e))
     sys.exit(1)
 "#;
-    let rcpts = format!("[{}]", to.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(","));
+    let rcpts = format!(
+        "[{}]",
+        to.iter()
+            .map(|t| format!("{t:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     let mut child = Command::new("python3")
         .args(["-c", script, &port.to_string(), from, &rcpts])
         .stdin(Stdio::piped())
@@ -190,7 +218,10 @@ impl Client {
     pub fn connect(port: u16) -> Client {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Client { reader: BufReader::new(s.try_clone().unwrap()), writer: s }
+        Client {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        }
     }
 
     /// Reads one full reply (all continuation lines); empty string on EOF.
@@ -286,11 +317,19 @@ impl Upstream {
 
     /// Every (recipient, transaction) pair received.
     pub fn by_rcpt(&self) -> Vec<(String, Txn)> {
-        self.txns().into_iter().flat_map(|t| t.rcpts.clone().into_iter().map(move |r| (r, t.clone()))).collect()
+        self.txns()
+            .into_iter()
+            .flat_map(|t| t.rcpts.clone().into_iter().map(move |r| (r, t.clone())))
+            .collect()
     }
 }
 
-fn serve_upstream(conn: TcpStream, lmtp: bool, txns: Arc<Mutex<Vec<Txn>>>, script: Arc<Mutex<Script>>) {
+fn serve_upstream(
+    conn: TcpStream,
+    lmtp: bool,
+    txns: Arc<Mutex<Vec<Txn>>>,
+    script: Arc<Mutex<Script>>,
+) {
     conn.set_read_timeout(Some(Duration::from_secs(60))).ok();
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
@@ -303,7 +342,12 @@ fn serve_upstream(conn: TcpStream, lmtp: bool, txns: Arc<Mutex<Vec<Txn>>>, scrip
             return;
         }
         let upper = line.to_ascii_uppercase();
-        let arg = |l: &str| l.split_once('<').and_then(|(_, rest)| rest.split_once('>')).map(|(a, _)| a.to_string()).unwrap_or_default();
+        let arg = |l: &str| {
+            l.split_once('<')
+                .and_then(|(_, rest)| rest.split_once('>'))
+                .map(|(a, _)| a.to_string())
+                .unwrap_or_default()
+        };
         let reply: String = if upper.starts_with("EHLO") || upper.starts_with("LHLO") {
             "250-upstream.test\r\n250-8BITMIME\r\n250 PIPELINING".into()
         } else if upper.starts_with("HELO") {
@@ -338,7 +382,11 @@ fn serve_upstream(conn: TcpStream, lmtp: bool, txns: Arc<Mutex<Vec<Txn>>>, scrip
                 data.extend_from_slice(&l);
             }
             let mut s = script.lock().unwrap();
-            let txn = Txn { mail_from: from.clone(), rcpts: rcpts.clone(), data };
+            let txn = Txn {
+                mail_from: from.clone(),
+                rcpts: rcpts.clone(),
+                data,
+            };
             if lmtp {
                 let mut out = String::new();
                 let mut accepted = Vec::new();
@@ -352,7 +400,10 @@ fn serve_upstream(conn: TcpStream, lmtp: bool, txns: Arc<Mutex<Vec<Txn>>>, scrip
                     }
                 }
                 if !accepted.is_empty() {
-                    txns.lock().unwrap().push(Txn { rcpts: accepted, ..txn });
+                    txns.lock().unwrap().push(Txn {
+                        rcpts: accepted,
+                        ..txn
+                    });
                 }
                 let _ = w.write_all(out.as_bytes());
                 continue;

@@ -1,0 +1,88 @@
+//! Turning permanent failures into DSNs (SPEC §6): one DSN per envelope sender per try,
+//! queued like any message; none for the null sender or a `-bounces` sender — those
+//! failures are logged and counted only, so bounces never bounce and a teammate's full
+//! mailbox never reaches a customer.
+
+use std::collections::BTreeMap;
+
+use tracing::{info, warn};
+
+use super::dsn::{self, Failure, Original};
+use crate::address::Address;
+use crate::config::Config;
+use crate::route::route_of;
+use crate::smtp::Shared;
+use crate::spool::{self, Entry, Op, Rcpt, RcptState, StoredDelivery, StoredKind};
+
+/// Bytes of the original read for the DSN's header attachment.
+const HEADER_LIMIT: usize = 64 * 1024;
+
+/// The ops that queue DSNs for `failed` (delivery index, recipient, error).
+pub async fn bounces(shared: &Shared, config: &Config, entry: &Entry, failed: &[(usize, String, String)]) -> Vec<Op> {
+    let mut by_sender: BTreeMap<String, Vec<Failure>> = BTreeMap::new();
+    for (i, rcpt, error) in failed {
+        let d = &entry.deliveries[*i];
+        let sender = d.sender.as_deref().unwrap_or("");
+        let is_bounce_sender = sender.is_empty()
+            || sender.rsplit_once('@').is_some_and(|(local, _)| local.to_ascii_lowercase().ends_with("-bounces"))
+            || d.kind == StoredKind::Dsn;
+        if is_bounce_sender {
+            metrics::counter!("teamrelay_bounces_dropped_total").increment(1);
+            info!(id = %entry.id, to = %rcpt, sender = %sender, error = %error, "failure not bounced (null or -bounces sender)");
+            continue;
+        }
+        by_sender.entry(sender.to_string()).or_default().push(Failure { recipient: rcpt.clone(), error: error.clone() });
+    }
+    if by_sender.is_empty() {
+        return Vec::new();
+    }
+    let headers = read_head(&shared.spool.body_path(&entry.id)).await;
+    let mut ops = Vec::new();
+    for (sender, failures) in by_sender {
+        let Ok(to) = Address::parse(&sender) else { continue };
+        let original = Original { queue_id: &entry.id, arrival: entry.received_at, sender: &sender, headers: &headers };
+        let message = dsn::build(&config.server.hostname, &original, &failures);
+        let id = spool::Spool::new_id();
+        let size = message.len() as u64;
+        let mut sink = shared.spool.body_sink(&id);
+        sink.buf = message;
+        if let Err(e) = sink.finish().await {
+            // Without the DSN on disk the failure cannot be reported; keep going so the
+            // delivery state is still recorded, and say so loudly.
+            warn!(id = %entry.id, error = %e, "cannot write DSN");
+            continue;
+        }
+        let now = spool::now();
+        let date = mail_parser::DateTime::from_timestamp(now as i64).to_rfc822();
+        ops.push(Op::SyncBodies);
+        ops.push(Op::Put(Entry {
+            id: id.clone(),
+            received_at: now,
+            sender: None,
+            received: format!("Received: by {} (teamrelay) id {id};\r\n\t{date}", config.server.hostname),
+            size,
+            deliveries: vec![StoredDelivery {
+                kind: StoredKind::Dsn,
+                team_route: route_of(config, &to) == crate::route::RouteKind::Team,
+                sender: None,
+                headers: Vec::new(),
+                rcpts: vec![Rcpt { address: sender.clone(), state: RcptState::Pending { last_error: None } }],
+            }],
+            attempts: 0,
+            next_try: now,
+        }));
+        metrics::counter!("teamrelay_dsn_total").increment(1);
+        let rcpts: Vec<&str> = failures.iter().map(|f| f.recipient.as_str()).collect();
+        info!(id = %entry.id, dsn = %id, to = %sender, failed = %rcpts.join(","), "bounced");
+    }
+    ops
+}
+
+async fn read_head(path: &std::path::Path) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    if let Ok(f) = tokio::fs::File::open(path).await {
+        let _ = f.take(HEADER_LIMIT as u64).read_to_end(&mut out).await;
+    }
+    out
+}

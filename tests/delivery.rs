@@ -1,0 +1,186 @@
+//! SPEC §6: per-recipient results over LMTP and SMTP, DSN bounces, expiry.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(20);
+
+fn with_team_url(url: &str, max_queue_time: &str) -> String {
+    base_config("")
+        .replace(
+            "team = \"smtp://127.0.0.1:{port:upteam}\"",
+            &format!("team = \"{url}\""),
+        )
+        .replace(
+            "max_queue_time = \"1h\"",
+            &format!("max_queue_time = \"{max_queue_time}\""),
+        )
+}
+
+#[test]
+fn lmtp_refusing_one_recipient_of_two_bounces_only_that_one() {
+    let relay = Relay::start(&with_team_url("lmtp://127.0.0.1:{port:upteam}", "1h"));
+    let team = Upstream::start(relay.port("upteam"), true);
+    let outside = Upstream::start(relay.port("upout"), false);
+    team.script.lock().unwrap().lmtp_reply.insert(
+        "bob@example.com".into(),
+        "550 5.2.1 mailbox disabled".into(),
+    );
+    let msg = message(
+        "alice@example.com",
+        "bob@example.com, carol@example.com",
+        "lmtp1@example.com",
+        "",
+    );
+    let r = send_py(
+        relay.port("relay"),
+        "alice@example.com",
+        &["bob@example.com", "carol@example.com"],
+        &msg,
+    );
+    assert!(r.success, "{r:?}");
+    let got = team.wait(1, T);
+    assert_eq!(got[0].rcpts, ["carol@example.com"]);
+    // The DSN goes back to alice (a team address, so through the team route).
+    let all = team.wait(2, T);
+    assert_eq!(all.len(), 2, "{}", relay.log());
+    let dsn = &all[1];
+    assert_eq!(dsn.mail_from, "", "a DSN has the null sender");
+    assert_eq!(dsn.rcpts, ["alice@example.com"]);
+    let text = dsn.text();
+    assert!(
+        text.contains("Final-Recipient: rfc822; bob@example.com"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Final-Recipient: rfc822; carol@example.com"),
+        "{text}"
+    );
+    assert!(text.contains("Status: 5.2.1"), "{text}");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(text.as_bytes())
+        .expect("DSN parses");
+    assert_eq!(
+        parsed.subject(),
+        Some("Undelivered Mail Returned to Sender")
+    );
+    // carol got it once; nothing was retried.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(team.txns().len(), 2);
+    assert!(outside.txns().is_empty());
+}
+
+#[test]
+fn smtp_550_for_one_recipient_does_not_hold_back_the_others() {
+    let relay = Relay::start(&base_config(""));
+    let team = Upstream::start(relay.port("upteam"), false);
+    let outside = Upstream::start(relay.port("upout"), false);
+    outside
+        .script
+        .lock()
+        .unwrap()
+        .rcpt_reply
+        .insert("gone@shop.example".into(), "550 5.1.1 no such user".into());
+    let msg = message(
+        "alice@example.com",
+        "gone@shop.example, here@shop.example",
+        "smtp550@example.com",
+        "",
+    );
+    let r = send_py(
+        relay.port("relay"),
+        "alice@example.com",
+        &["gone@shop.example", "here@shop.example"],
+        &msg,
+    );
+    assert!(r.success, "{r:?}");
+    let out = outside.wait(1, T);
+    assert_eq!(out[0].rcpts, ["here@shop.example"]);
+    // Team upstream: the archive copy and the DSN to alice.
+    let got = team.wait(2, T);
+    let dsn = got.iter().find(|t| t.mail_from.is_empty()).expect("a DSN");
+    assert_eq!(dsn.rcpts, ["alice@example.com"]);
+    assert!(dsn
+        .text()
+        .contains("Final-Recipient: rfc822; gone@shop.example"));
+    assert_eq!(dsn.text().matches("Final-Recipient:").count(), 1);
+}
+
+#[test]
+fn failures_of_list_deliveries_are_not_bounced_to_the_customer() {
+    let relay = Relay::start(&base_config(""));
+    let team = Upstream::start(relay.port("upteam"), false);
+    let outside = Upstream::start(relay.port("upout"), false);
+    team.script
+        .lock()
+        .unwrap()
+        .rcpt_reply
+        .insert("bob@example.com".into(), "552 5.2.2 mailbox full".into());
+    let msg = message(
+        "customer@shop.example",
+        "sales@example.com",
+        "full1@shop.example",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "customer@shop.example",
+            &["sales@example.com"],
+            &msg
+        )
+        .success
+    );
+    team.wait(2, T);
+    assert!(
+        wait_for(T, || relay.log().contains("failure not bounced")),
+        "{}",
+        relay.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        outside.txns().is_empty(),
+        "nothing goes back to the customer: {:?}",
+        outside.txns()
+    );
+    assert!(team.txns().iter().all(|t| !t.mail_from.is_empty()));
+}
+
+#[test]
+fn a_message_past_max_queue_time_bounces_once() {
+    // The team upstream never answers (nothing listens), so delivery keeps failing.
+    let relay = Relay::start(&with_team_url("smtp://127.0.0.1:{port:updown}", "2s"));
+    let outside = Upstream::start(relay.port("upout"), false);
+    let msg = message(
+        "customer@shop.example",
+        "alice@example.com",
+        "exp1@shop.example",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg
+        )
+        .success
+    );
+    let dsn = outside.wait(1, Duration::from_secs(30));
+    assert_eq!(dsn.len(), 1, "{}", relay.log());
+    assert_eq!(dsn[0].mail_from, "");
+    assert_eq!(dsn[0].rcpts, ["customer@shop.example"]);
+    let text = dsn[0].text();
+    assert!(
+        text.contains("Final-Recipient: rfc822; alice@example.com"),
+        "{text}"
+    );
+    assert!(text.contains("Status: 5.4.7"), "{text}");
+    // Copies to bob/carol/dan came from customers-archive-bounces@: not bounced.
+    assert!(!text.contains("bob@example.com"), "{text}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(outside.txns().len(), 1, "exactly one DSN");
+}
