@@ -39,4 +39,28 @@ pub enum Command {
         #[arg(long = "header-cc")]
         header_cc: Vec<String>,
     },
+    /// Inspect and steer the queue (works while `serve` runs).
+    Queue {
+        #[arg(long, default_value = "lists.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: QueueAction,
+    },
+}
+
+/// `teamrelay queue ...`
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// One line per queued message: id, age, sender, pending recipients, next try, last error.
+    List {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything recorded about one message.
+    Show { id: String },
+    /// Try every pending recipient of a message now.
+    Retry { id: String },
+    /// Remove a message from the queue without delivering or bouncing it.
+    Delete { id: String },
 }

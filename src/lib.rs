@@ -15,6 +15,8 @@ pub mod address;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod metrics;
+pub mod queue;
 pub mod route;
 pub mod serve;
 pub mod smtp;

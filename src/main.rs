@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use teamrelay::address::Address;
-use teamrelay::cli::{Cli, Command};
+use teamrelay::cli::{Cli, Command, QueueAction};
 use teamrelay::config::{self, Config};
 use teamrelay::route::{self, Envelope, Ingress, Memory, MessageFacts};
 
@@ -38,6 +38,10 @@ fn main() -> ExitCode {
             header_cc,
         } => match load(&config) {
             Ok(c) => route_command(&c, &from, &to, &header_cc),
+            Err(code) => code,
+        },
+        Command::Queue { config, action } => match load(&config) {
+            Ok(c) => queue_command(&c, action),
             Err(code) => code,
         },
     }
@@ -80,6 +84,34 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
         );
         ExitCode::from(2)
     })
+}
+
+fn queue_command(c: &Config, action: QueueAction) -> ExitCode {
+    use teamrelay::queue::{self, Answer};
+    let (request, json) = match &action {
+        QueueAction::List { json } => ("list".to_string(), *json),
+        QueueAction::Show { id } => (format!("show {id}"), true),
+        QueueAction::Retry { id } => (format!("retry {id}"), false),
+        QueueAction::Delete { id } => (format!("delete {id}"), false),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("teamrelay queue: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(queue::request(&c.server.spool, &request)) {
+        Ok(Answer::List(items)) if json => println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default()),
+        Ok(Answer::List(items)) => print!("{}", queue::format_list(&items)),
+        Ok(Answer::Show(entry)) => println!("{}", serde_json::to_string_pretty(&entry).unwrap_or_default()),
+        Ok(Answer::Done(text)) => println!("{text}"),
+        Ok(Answer::Error(e)) | Err(e) => {
+            eprintln!("teamrelay queue: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn parse_addr(what: &str, s: &str) -> Result<Address, ExitCode> {

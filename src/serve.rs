@@ -33,6 +33,9 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
         bound.push((listener, l.clone()));
     }
     info!(queued = spool.len(), "spool open");
+    if let Some(addr) = config.admin {
+        crate::metrics::install(addr)?;
+    }
     let wake = Arc::new(Notify::new());
     let shared = Arc::new(Shared::new(config, spool.clone(), wake));
     let shutdown = CancellationToken::new();
@@ -42,6 +45,9 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
     }
     tokio::spawn(crate::deliver::run_worker(shared.clone(), shutdown.clone(), tracker.clone()));
     tokio::spawn(sweep_memories(spool.clone(), shutdown.clone()));
+    tokio::spawn(crate::metrics::queue_gauges(spool.clone(), shutdown.clone()));
+    let socket = crate::queue::socket_path(&shared.config().server.spool);
+    tokio::spawn(crate::queue::serve_socket(socket, shared.clone(), shutdown.clone()));
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;

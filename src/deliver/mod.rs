@@ -186,6 +186,11 @@ async fn finish(shared: &Shared, config: &Config, mut entry: Entry, mut failed: 
     } else {
         ops.push(Op::Remove(entry.id.clone()));
     }
+    if shared.spool.get(&entry.id).is_none() {
+        // Deleted with `teamrelay queue delete` while this try was under way.
+        info!(id = %entry.id, "deleted during delivery; not recorded");
+        return;
+    }
     match shared.spool.commit(ops).await {
         Ok(()) if !entry.has_pending() => info!(id = %entry.id, "done"),
         Ok(()) => {}

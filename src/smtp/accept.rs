@@ -33,6 +33,7 @@ impl Session {
             .unwrap_or_default();
         if facts.received_count > MAX_RECEIVED {
             info!(id = %id, received = facts.received_count, "rejected: mail loop");
+            crate::metrics::rejected("mail_loop");
             sink.discard().await;
             return Reply::loop_detected();
         }
@@ -43,7 +44,7 @@ impl Session {
         let plan = route::plan(&config, &envelope, &facts, &memory, ingress);
         let team = plan.team_recipients();
         let writes = spool::memory_writes(&facts, plan.private, &team, config.team.private_memory);
-        log_plan(id, &envelope, &plan);
+        log_plan(id, &envelope, &plan, head);
 
         let mut ops = Vec::new();
         if !writes.is_empty() {
@@ -55,6 +56,7 @@ impl Session {
             if let Err(e) = sink.finish().await {
                 warn!(id = %id, error = %e, "cannot write message body");
                 sink.discard().await;
+                crate::metrics::rejected("local_error");
                 return Reply::local_error();
             }
             let now = spool::now();
@@ -80,6 +82,9 @@ impl Session {
         let from = sender.as_ref().map_or(String::new(), |s| s.to_string());
         let rcpts: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
         info!(id = %id, from = %from, rcpts = %rcpts.join(","), size, peer = %self.peer, "accepted");
+        metrics::counter!("teamrelay_messages_accepted_total").increment(1);
+        metrics::counter!("teamrelay_archive_copies_total").increment(plan.archive_copies() as u64);
+        metrics::counter!("teamrelay_list_bounces_total").increment(plan.consumed_bounces.len() as u64);
         if !plan.deliveries.is_empty() {
             self.shared.wake.notify_one();
         }
@@ -112,7 +117,7 @@ impl Session {
 }
 
 /// One log line per decision, so an operator can grep a message's fate.
-fn log_plan(id: &str, envelope: &Envelope, plan: &route::Plan) {
+fn log_plan(id: &str, envelope: &Envelope, plan: &route::Plan, head: &[u8]) {
     if let Some(why) = &plan.archive_skip {
         info!(id = %id, reason = %why, "archive skipped");
     }
@@ -120,6 +125,37 @@ fn log_plan(id: &str, envelope: &Envelope, plan: &route::Plan) {
         info!(id = %id, address = %s.address, reason = %s.reason, "skipped");
     }
     for b in &plan.consumed_bounces {
-        info!(id = %id, to = %b, from = ?envelope.sender.as_ref().map(|s| s.to_string()), "list bounce consumed");
+        let failed = reported_recipient(head).unwrap_or_else(|| "unknown".into());
+        let from = envelope.sender.as_ref().map_or("<>".to_string(), |s| s.to_string());
+        info!(id = %id, to = %b, from = %from, failed_recipient = %failed, "list bounce consumed");
+    }
+}
+
+/// The recipient a bounce reports: `Final-Recipient:` of a DSN, or Exim's
+/// `X-Failed-Recipients:`.
+fn reported_recipient(head: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(head);
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("Final-Recipient") {
+            Some(value.rsplit(';').next()?.trim().to_string())
+        } else if name.eq_ignore_ascii_case("X-Failed-Recipients") {
+            Some(value.trim().to_string())
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_reported_recipient() {
+        let dsn = b"From: MAILER-DAEMON@x\r\n\r\n--b\r\nFinal-Recipient: rfc822; bob@example.com\r\n";
+        assert_eq!(super::reported_recipient(dsn).as_deref(), Some("bob@example.com"));
+        let exim = b"X-Failed-Recipients: carol@example.com\r\n\r\n";
+        assert_eq!(super::reported_recipient(exim).as_deref(), Some("carol@example.com"));
+        assert_eq!(super::reported_recipient(b"Subject: hi\r\n\r\n"), None);
     }
 }

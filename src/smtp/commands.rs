@@ -122,6 +122,7 @@ impl Session {
         };
         if let Some(refusal) = self.refuse_recipient(&rcpt) {
             info!(peer = %self.peer, rcpt = %rcpt, code = refusal.code, "rejected recipient");
+            crate::metrics::rejected(refusal.reason());
             return self.reply(refusal);
         }
         if let Some(txn) = self.txn.as_mut() {
@@ -173,6 +174,7 @@ impl Session {
         let reply = match received {
             Err(reply) => {
                 info!(id = %id, peer = %self.peer, code = reply.code, reason = %reply, "rejected");
+                crate::metrics::rejected(reply.reason());
                 sink.discard().await;
                 reply
             }

@@ -38,6 +38,23 @@ impl Reply {
         out
     }
 
+    /// A short name for the metrics label `reason` of a rejection.
+    pub fn reason(&self) -> &'static str {
+        match (self.code, self.enhanced) {
+            (554, "5.7.1") => "relay_denied",
+            (550, "5.1.1") => "unknown_mailbox",
+            (552, _) => "too_big",
+            (550, "5.5.2") => "bare_line_ending",
+            (554, "5.4.6") => "mail_loop",
+            (452, _) => "too_many_recipients",
+            (451, _) => "local_error",
+            (421, _) => "connection_closed",
+            (530 | 535 | 553, _) => "auth",
+            (501, _) => "bad_address",
+            _ => "other",
+        }
+    }
+
     pub fn ok() -> Reply {
         Reply::new(250, "2.0.0", "OK")
     }

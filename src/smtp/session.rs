@@ -87,6 +87,7 @@ pub async fn run(
         closing: false,
     };
     debug!(peer = %peer, "connect");
+    metrics::gauge!("teamrelay_connections_open").increment(1.0);
     if shutdown.is_cancelled() {
         s.reply(Reply::shutting_down());
         let _ = s.flush().await;
@@ -115,6 +116,7 @@ pub async fn run(
     }
     let _ = s.flush().await;
     let _ = s.stream.shutdown().await;
+    metrics::gauge!("teamrelay_connections_open").decrement(1.0);
     debug!(peer = %peer, "disconnect");
 }
 

@@ -125,6 +125,13 @@ impl Spool {
         v
     }
 
+    /// When the oldest queued message arrived (Unix seconds). Ids start with the
+    /// arrival time, so the first key is the oldest.
+    pub fn oldest_received(&self) -> Option<u64> {
+        let (_, v) = self.queue.first().ok()??;
+        serde_json::from_slice::<Entry>(&v).ok().map(|e| e.received_at)
+    }
+
     /// Number of queued messages.
     pub fn len(&self) -> usize {
         self.queue.len()
