@@ -39,6 +39,8 @@ pub enum Command {
         #[arg(long = "header-cc")]
         header_cc: Vec<String>,
     },
+    /// Read a password on stdin and print its argon2id hash for a `[[user]]`.
+    Passwd,
     /// Inspect and steer the queue (works while `serve` runs).
     Queue {
         #[arg(long, default_value = "lists.toml")]

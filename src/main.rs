@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             Ok(c) => route_command(&c, &from, &to, &header_cc),
             Err(code) => code,
         },
+        Command::Passwd => passwd_command(),
         Command::Queue { config, action } => match load(&config) {
             Ok(c) => queue_command(&c, action),
             Err(code) => code,
@@ -84,6 +85,30 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
         );
         ExitCode::from(2)
     })
+}
+
+fn passwd_command() -> ExitCode {
+    let mut input = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input) {
+        eprintln!("teamrelay passwd: cannot read stdin: {e}");
+        return ExitCode::from(1);
+    }
+    // One trailing newline is the end of the line, not part of the password.
+    let password = input.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&input);
+    if password.is_empty() {
+        eprintln!("teamrelay passwd: empty password");
+        return ExitCode::from(2);
+    }
+    match teamrelay::smtp::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("teamrelay passwd: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn queue_command(c: &Config, action: QueueAction) -> ExitCode {

@@ -6,6 +6,7 @@ mod duration;
 mod raw;
 mod summary;
 mod target;
+mod tls;
 mod validate;
 
 use std::collections::HashMap;
@@ -48,6 +49,10 @@ pub struct Server {
     pub max_message_size: usize,
     pub max_recipients: usize,
     pub idle_timeout: Duration,
+    /// Open connections over all listeners; more get `421 4.7.0`.
+    pub max_connections: usize,
+    /// Open connections from one client address.
+    pub max_connections_per_ip: usize,
 }
 
 /// `[team]`.
@@ -97,11 +102,12 @@ pub struct Listener {
     pub allow: Vec<Cidr>,
 }
 
-/// `[tls]`: certificate chain and key, PEM.
+/// `[tls]`: certificate chain and key, PEM, and the server config made from them.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub server: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
 }
 
 /// One `[[user]]` (submission account).

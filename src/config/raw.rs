@@ -35,6 +35,8 @@ pub struct RawServer {
     pub max_message_size: Option<Spanned<i64>>,
     pub max_recipients: Option<Spanned<i64>>,
     pub idle_timeout: Option<SpStr>,
+    pub max_connections: Option<Spanned<i64>>,
+    pub max_connections_per_ip: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -81,7 +81,7 @@ pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let team = check_team(&mut c, &raw.team);
     let lists = check_lists(&mut c, &raw.list, &team);
     let listen = check_listeners(&mut c, &raw.listen, raw.tls.is_some());
-    let tls = raw.tls.as_ref().map(|t| check_tls(&mut c, t));
+    let tls = raw.tls.as_ref().and_then(|t| check_tls(&mut c, t));
     let users = check_users(&mut c, &raw.user);
     let deliver = check_deliver(&mut c, &raw.deliver);
     let admin = raw.admin.as_ref().and_then(|a| check_admin(&mut c, &a.listen));
@@ -132,6 +132,8 @@ fn check_server(c: &mut Checker, raw: &RawServer) -> Server {
         max_message_size: positive(c, &raw.max_message_size, "server.max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
         max_recipients: positive(c, &raw.max_recipients, "server.max_recipients", 100),
         idle_timeout: c.duration(&raw.idle_timeout, "server.idle_timeout", Duration::from_secs(300)),
+        max_connections: positive(c, &raw.max_connections, "server.max_connections", 20_000),
+        max_connections_per_ip: positive(c, &raw.max_connections_per_ip, "server.max_connections_per_ip", 100),
     }
 }
 
@@ -337,20 +339,17 @@ fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -
     out
 }
 
-fn check_tls(c: &mut Checker, raw: &Spanned<RawTls>) -> TlsFiles {
+fn check_tls(c: &mut Checker, raw: &Spanned<RawTls>) -> Option<TlsFiles> {
     let t = raw.get_ref();
-    let mut file = |s: &SpStr, key: &str, marker: &str| {
-        let p = c.path(s.get_ref());
-        match std::fs::read_to_string(&p) {
-            Ok(text) if text.contains(marker) => {}
-            Ok(_) => c.error_at(s, key, format!("{} holds no PEM {}", p.display(), marker.trim_matches('-'))),
-            Err(e) => c.error_at(s, key, format!("cannot read {}: {e}", p.display())),
+    let (cert, key) = (c.path(t.cert.get_ref()), c.path(t.key.get_ref()));
+    match super::tls::load_server_config(&cert, &key) {
+        Ok(server) => Some(TlsFiles { cert, key, server }),
+        Err(e) => {
+            let which = if e.starts_with(&key.display().to_string()) { &t.key } else { &t.cert };
+            let name = if std::ptr::eq(which, &t.key) { "tls.key" } else { "tls.cert" };
+            c.error_at(which, name, format!("cannot load: {e}"));
+            None
         }
-        p
-    };
-    TlsFiles {
-        cert: file(&t.cert, "tls.cert", "-----BEGIN CERTIFICATE-----"),
-        key: file(&t.key, "tls.key", "PRIVATE KEY-----"),
     }
 }
 

@@ -9,7 +9,7 @@ use tracing::info;
 use super::session::{Session, Transaction};
 use super::Reply;
 use crate::address::Address;
-use crate::config::{Mode, Protocol};
+use crate::config::{ListenTls, Mode, Protocol};
 
 impl Session {
     /// Handles one command line.
@@ -22,14 +22,14 @@ impl Session {
             Err(e) => return self.reply(parse_error(e)),
         };
         match request {
-            Request::Ehlo { host } => self.hello(host, true, false),
-            Request::Helo { host } => self.hello(host, false, false),
-            Request::Lhlo { host } => self.hello(host, true, true),
+            Request::Ehlo { host } => self.hello(host, true, false).await,
+            Request::Helo { host } => self.hello(host, false, false).await,
+            Request::Lhlo { host } => self.hello(host, true, true).await,
             Request::Mail { from } => self.mail(from),
             Request::Rcpt { to } => self.rcpt(to),
             Request::Data => self.data().await,
             Request::Rset => {
-                self.txn = None;
+                self.reset_transaction().await;
                 self.reply(Reply::ok());
             }
             Request::Noop { .. } => self.reply(Reply::ok()),
@@ -38,9 +38,11 @@ impl Session {
             Request::Help { .. } => {
                 self.reply(Reply::new(214, "2.0.0", "see RFC 5321; teamrelay speaks plain SMTP"))
             }
-            Request::StartTls | Request::Auth { .. } | Request::Bdat { .. } => {
-                self.reply(Reply::not_implemented())
+            Request::StartTls => self.starttls().await,
+            Request::Auth { mechanism, initial_response } => {
+                self.auth(mechanism, initial_response.into_owned()).await
             }
+            Request::Bdat { chunk_size, is_last } => self.bdat(chunk_size, is_last).await,
             Request::Expn { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. }
@@ -48,7 +50,7 @@ impl Session {
         }
     }
 
-    fn hello(&mut self, host: Cow<'_, str>, esmtp: bool, lhlo: bool) {
+    async fn hello(&mut self, host: Cow<'_, str>, esmtp: bool, lhlo: bool) {
         let lmtp = self.listener.protocol == Protocol::Lmtp;
         if lmtp != lhlo {
             let want = if lmtp { "this is an LMTP server: use LHLO" } else { "use EHLO or HELO" };
@@ -60,18 +62,28 @@ impl Session {
         self.helo = Some(host.trim().to_string());
         self.esmtp = esmtp;
         self.txn = None;
+        if let Some(chunks) = self.bdat.take() {
+            chunks.discard().await;
+        }
         let hostname = self.config.server.hostname.clone();
         if !esmtp {
             return self.reply(Reply::new(250, "", hostname));
         }
-        let lines = vec![
+        let mut lines = vec![
             hostname,
             "PIPELINING".into(),
             format!("SIZE {}", self.config.server.max_message_size),
             "8BITMIME".into(),
             "SMTPUTF8".into(),
             "ENHANCEDSTATUSCODES".into(),
+            "CHUNKING".into(),
         ];
+        if self.listener.tls == ListenTls::StartTls && !self.tls_active {
+            lines.push("STARTTLS".into());
+        }
+        if self.auth_offered() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
         self.reply(Reply { code: 250, enhanced: "", lines });
     }
 
@@ -82,11 +94,13 @@ impl Session {
         if self.txn.is_some() {
             return self.reply(Reply::bad_sequence("nested MAIL command"));
         }
+        // A new transaction sees the configuration as reloaded by SIGHUP; one in
+        // progress keeps the snapshot it started with.
+        self.config = self.shared.config();
         if self.listener.mode == Mode::Tap && !self.client_allowed() {
             return self.reply(Reply::tap_denied());
         }
-        if self.listener.mode == Mode::Submission {
-            // AUTH is not offered yet: a submission listener cannot accept mail.
+        if self.listener.mode == Mode::Submission && self.auth_user.is_none() {
             return self.reply(Reply::auth_required());
         }
         let sender = if from.address.is_empty() {
@@ -97,6 +111,13 @@ impl Session {
                 Err(_) => return self.reply(Reply::bad_sender()),
             }
         };
+        if let Some(name) = &self.auth_user {
+            let owns = self.config.user(name).is_some_and(|u| sender.as_ref().is_some_and(|s| u.addresses.contains(s)));
+            if !owns {
+                info!(peer = %self.peer, user = %name, sender = ?sender, "sender not owned by user");
+                return self.reply(Reply::sender_not_owned());
+            }
+        }
         if from.size > self.config.server.max_message_size {
             return self.reply(Reply::too_big());
         }
@@ -137,8 +158,8 @@ impl Session {
     fn refuse_recipient(&self, rcpt: &Address) -> Option<Reply> {
         let c = &self.config;
         let trusted = match self.listener.mode {
-            Mode::Submission => true,
-            Mode::Relay | Mode::Tap => self.client_allowed(),
+            Mode::Submission => self.auth_user.is_some(),
+            Mode::Relay | Mode::Tap => self.client_allowed() || self.auth_user.is_some(),
             Mode::Mx => false,
         };
         if trusted {
@@ -163,6 +184,9 @@ impl Session {
         let Some(txn) = self.txn.as_ref() else {
             return self.reply(Reply::bad_sequence("need MAIL before DATA"));
         };
+        if self.bdat.is_some() {
+            return self.reply(Reply::bad_sequence("DATA is not allowed after BDAT"));
+        }
         if txn.recipients.is_empty() {
             return self.reply(Reply::bad_sequence("need RCPT before DATA"));
         }
@@ -170,6 +194,12 @@ impl Session {
         let id = crate::spool::Spool::new_id();
         let mut sink = self.spool().body_sink(&id);
         let received = self.receive_data(&mut sink).await;
+        self.finish_message(&id, sink, received).await;
+    }
+
+    /// Accepts or rejects a received message and gives the reply (one per recipient on
+    /// LMTP). Ends the transaction either way.
+    pub async fn finish_message(&mut self, id: &str, sink: crate::spool::BodySink, received: Result<(Vec<u8>, usize), Reply>) {
         let txn = self.txn.take().unwrap_or_default();
         let reply = match received {
             Err(reply) => {
@@ -178,7 +208,7 @@ impl Session {
                 sink.discard().await;
                 reply
             }
-            Ok((head, size)) => self.accept(&id, txn.sender.clone(), &txn.recipients, sink, &head, size).await,
+            Ok((head, size)) => self.accept(id, txn.sender.clone(), &txn.recipients, sink, &head, size).await,
         };
         if self.listener.protocol == Protocol::Lmtp {
             // RFC 2033: one reply per accepted recipient. The spool takes a message for

@@ -3,7 +3,10 @@
 //! ([`crate::route`]) and the spool before the client hears `250`.
 
 mod accept;
+mod auth;
+mod bdat;
 mod commands;
+mod limits;
 pub mod data;
 pub mod reply;
 pub mod session;
@@ -18,14 +21,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::{Config, Listener};
+use crate::config::{Config, ListenTls, Listener};
 use crate::spool::Spool;
 
+pub use auth::hash_password;
 pub use reply::Reply;
 
 /// Anything a session can talk over: TCP now, TLS over TCP later, memory in tests.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// How long a client may take for the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What every session shares.
 pub struct Shared {
@@ -34,12 +41,14 @@ pub struct Shared {
     pub spool: Spool,
     /// Wakes the delivery worker when a message was queued.
     pub wake: Arc<Notify>,
+    /// Open connections, for the limits.
+    connections: Arc<limits::Connections>,
 }
 
 impl Shared {
     /// Shared state for a server with this configuration and spool.
     pub fn new(config: Config, spool: Spool, wake: Arc<Notify>) -> Shared {
-        Shared { config: RwLock::new(Arc::new(config)), spool, wake }
+        Shared { config: RwLock::new(Arc::new(config)), spool, wake, connections: Arc::default() }
     }
 
     /// A snapshot of the configuration; a session keeps one for its whole transaction.
@@ -80,11 +89,34 @@ pub async fn run_listener(
             },
         };
         let _ = stream.set_nodelay(true);
+        let server = shared.config().server.clone();
+        let Some(slot) = shared.connections.try_open(peer.ip(), server.max_connections, server.max_connections_per_ip) else {
+            info!(peer = %peer, "too many connections");
+            crate::metrics::rejected("too_many_connections");
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, Reply::too_many_connections().to_wire().as_bytes()).await;
+            });
+            continue;
+        };
         let shared = shared.clone();
         let spec = spec.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            session::run(Box::new(stream), peer, spec, shared, shutdown).await;
+            let _slot = slot;
+            if spec.tls != ListenTls::Implicit {
+                return session::run(Box::new(stream), peer, spec, shared, shutdown, false).await;
+            }
+            // Port-465 style: the handshake comes before the greeting.
+            let Some(tls) = shared.config().tls.clone() else { return };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => {
+                    session::run(Box::new(tls_stream), peer, spec, shared, shutdown, true).await
+                }
+                Ok(Err(e)) => info!(peer = %peer, error = %e, "TLS handshake failed"),
+                Err(_) => info!(peer = %peer, "TLS handshake timed out"),
+            }
         });
     }
 }

@@ -50,6 +50,12 @@ pub struct Session {
     /// Whether the client used EHLO/LHLO (ESMTP) rather than HELO.
     pub esmtp: bool,
     pub txn: Option<Transaction>,
+    /// A BDAT transfer in progress (RFC 3030).
+    pub bdat: Option<super::bdat::Chunks>,
+    /// TLS is active on this connection (implicit, or after STARTTLS).
+    pub tls_active: bool,
+    /// The submission account that authenticated, if any.
+    pub auth_user: Option<String>,
     pub errors: usize,
     /// Set when the session must end after the pending replies.
     pub closing: bool,
@@ -70,9 +76,13 @@ pub async fn run(
     listener: Listener,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    tls_active: bool,
 ) {
     let config = shared.config();
     let mut s = Session {
+        bdat: None,
+        tls_active,
+        auth_user: None,
         stream,
         peer,
         listener,
@@ -105,6 +115,10 @@ pub async fn run(
             }
         };
         match line {
+            Line::Command(bytes) if s.bdat.is_some() && !is_bdat(&bytes) => {
+                // RFC 3030: only BDAT (or RSET/QUIT) may follow a non-final BDAT.
+                s.command_during_bdat(&bytes).await
+            }
             Line::Command(bytes) => s.command(&bytes).await,
             Line::TooLong => s.reply(Reply::line_too_long()),
             Line::Eof => break,
@@ -173,6 +187,33 @@ impl Session {
         };
         self.inbuf.truncate(start + n);
         Ok(n)
+    }
+
+    /// A line of an AUTH exchange (`None` if the client went away or timed out).
+    pub async fn read_auth_line(&mut self) -> Option<Vec<u8>> {
+        match self.read_line().await {
+            Line::Command(l) => Some(l),
+            Line::TooLong => Some(Vec::new()),
+            Line::Eof | Line::Timeout => None,
+        }
+    }
+
+    /// Takes `n` bytes of input (BDAT), reading more as needed; calls `f` with each
+    /// piece. Returns false if the client went away first.
+    pub async fn take_bytes(&mut self, mut n: usize, mut f: impl FnMut(&[u8])) -> bool {
+        while n > 0 {
+            if self.inbuf.is_empty() {
+                match self.fill().await {
+                    Ok(k) if k > 0 => {}
+                    _ => return false,
+                }
+            }
+            let k = n.min(self.inbuf.len());
+            f(&self.inbuf[..k]);
+            self.inbuf.drain(..k);
+            n -= k;
+        }
+        true
     }
 
     /// The next command line (CRLF or LF included), or why there is none.
@@ -271,7 +312,6 @@ impl Session {
     }
 }
 
-/// Position of `needle` in `hay`.
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+fn is_bdat(line: &[u8]) -> bool {
+    line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"BDAT")
 }
