@@ -263,6 +263,10 @@ pub struct Txn {
     pub mail_from: String,
     pub rcpts: Vec<String>,
     pub data: Vec<u8>,
+    /// The transaction ran over TLS.
+    pub tls: bool,
+    /// The AUTH PLAIN identity the client used, if any.
+    pub auth: Option<String>,
 }
 
 impl Txn {
@@ -280,6 +284,24 @@ pub struct Script {
     pub data_reply: Option<(String, usize)>,
     /// LMTP: reply after DATA per recipient.
     pub lmtp_reply: HashMap<String, String>,
+    /// Reply to MAIL FROM instead of 250.
+    pub mail_reply: Option<String>,
+    /// Greeting instead of 220 (e.g. "421 4.3.2 busy").
+    pub greeting: Option<String>,
+    /// Close the connection in the middle of DATA, for the first N transactions.
+    pub drop_in_data: usize,
+    /// Never answer the end of DATA (a stalled server).
+    pub stall_after_data: bool,
+}
+
+/// TLS the fake upstream offers.
+#[derive(Clone)]
+pub enum UpTls {
+    None,
+    /// Offers STARTTLS with this server config.
+    StartTls(Arc<tokio_rustls::rustls::ServerConfig>),
+    /// TLS from the first byte.
+    Implicit(Arc<tokio_rustls::rustls::ServerConfig>),
 }
 
 /// A fake SMTP (or LMTP) server that records every accepted transaction.
@@ -292,14 +314,23 @@ pub struct Upstream {
 impl Upstream {
     /// Starts on `port` (use the relay config's `{port:upNAME}` value).
     pub fn start(port: u16, lmtp: bool) -> Upstream {
+        Upstream::start_tls(port, lmtp, UpTls::None, false)
+    }
+
+    /// Starts with TLS and optionally offering AUTH PLAIN.
+    pub fn start_tls(port: u16, lmtp: bool, tls: UpTls, auth: bool) -> Upstream {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let txns: Arc<Mutex<Vec<Txn>>> = Arc::default();
         let script: Arc<Mutex<Script>> = Arc::default();
         let (t, s) = (txns.clone(), script.clone());
         thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (t, s) = (t.clone(), s.clone());
-                thread::spawn(move || serve_upstream(conn, lmtp, t, s));
+                let (t, s, tls) = (t.clone(), s.clone(), tls.clone());
+                thread::spawn(move || {
+                    conn.set_read_timeout(Some(Duration::from_secs(60))).ok();
+                    let upstream = FakeSession { lmtp, auth, tls, txns: t, script: s };
+                    upstream.serve(conn);
+                });
             }
         });
         Upstream { port, txns, script }
@@ -317,117 +348,171 @@ impl Upstream {
 
     /// Every (recipient, transaction) pair received.
     pub fn by_rcpt(&self) -> Vec<(String, Txn)> {
-        self.txns()
-            .into_iter()
-            .flat_map(|t| t.rcpts.clone().into_iter().map(move |r| (r, t.clone())))
-            .collect()
+        self.txns().into_iter().flat_map(|t| t.rcpts.clone().into_iter().map(move |r| (r, t.clone()))).collect()
     }
 }
 
-fn serve_upstream(
-    conn: TcpStream,
+/// Anything the fake can talk over: TCP or TLS over TCP.
+pub trait Io: Read + Write + Send {}
+impl<T: Read + Write + Send> Io for T {}
+
+struct FakeSession {
     lmtp: bool,
+    auth: bool,
+    tls: UpTls,
     txns: Arc<Mutex<Vec<Txn>>>,
     script: Arc<Mutex<Script>>,
-) {
-    conn.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    let mut w = conn.try_clone().unwrap();
-    let mut r = BufReader::new(conn);
-    let _ = w.write_all(b"220 upstream.test ESMTP fake\r\n");
-    let mut from = String::new();
-    let mut rcpts: Vec<String> = Vec::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
+}
+
+fn tls_wrap(config: &Arc<tokio_rustls::rustls::ServerConfig>, conn: TcpStream) -> Option<Box<dyn Io>> {
+    let session = tokio_rustls::rustls::ServerConnection::new(config.clone()).ok()?;
+    let mut stream = tokio_rustls::rustls::StreamOwned::new(session, conn);
+    // Finish the handshake now, so a failure ends this connection here.
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock).ok()?;
+    }
+    Some(Box::new(stream))
+}
+
+impl FakeSession {
+    fn serve(self, conn: TcpStream) {
+        let raw = conn.try_clone().unwrap();
+        let (stream, mut tls_on): (Box<dyn Io>, bool) = match &self.tls {
+            UpTls::Implicit(cfg) => match tls_wrap(cfg, conn) {
+                Some(s) => (s, true),
+                None => return,
+            },
+            _ => (Box::new(conn), false),
+        };
+        let mut r = BufReader::new(stream);
+        let greeting = self.script.lock().unwrap().greeting.clone();
+        if let Some(g) = greeting {
+            let _ = r.get_mut().write_all(format!("{g}\r\n").as_bytes());
             return;
         }
-        let upper = line.to_ascii_uppercase();
-        let arg = |l: &str| {
-            l.split_once('<')
-                .and_then(|(_, rest)| rest.split_once('>'))
-                .map(|(a, _)| a.to_string())
-                .unwrap_or_default()
-        };
-        let reply: String = if upper.starts_with("EHLO") || upper.starts_with("LHLO") {
-            "250-upstream.test\r\n250-8BITMIME\r\n250 PIPELINING".into()
-        } else if upper.starts_with("HELO") {
-            "250 upstream.test".into()
-        } else if upper.starts_with("MAIL") {
-            from = arg(&line);
-            rcpts.clear();
-            "250 2.1.0 ok".into()
-        } else if upper.starts_with("RCPT") {
-            let to = arg(&line);
-            match script.lock().unwrap().rcpt_reply.get(&to) {
-                Some(reply) => reply.clone(),
-                None => {
-                    rcpts.push(to);
-                    "250 2.1.5 ok".into()
-                }
+        let _ = r.get_mut().write_all(b"220 upstream.test ESMTP fake\r\n");
+        let mut from = String::new();
+        let mut rcpts: Vec<String> = Vec::new();
+        let mut auth_user = None;
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
             }
-        } else if upper.starts_with("DATA") {
-            let _ = w.write_all(b"354 go ahead\r\n");
-            let mut data = Vec::new();
-            loop {
-                let mut l = Vec::new();
-                if r.read_until(b'\n', &mut l).unwrap_or(0) == 0 {
-                    return;
+            let upper = line.to_ascii_uppercase();
+            let arg = |l: &str| l.split_once('<').and_then(|(_, rest)| rest.split_once('>')).map(|(a, _)| a.to_string()).unwrap_or_default();
+            let reply: String = if upper.starts_with("EHLO") || upper.starts_with("LHLO") {
+                let mut caps = String::from("250-upstream.test\r\n250-8BITMIME\r\n");
+                if matches!(self.tls, UpTls::StartTls(_)) && !tls_on {
+                    caps.push_str("250-STARTTLS\r\n");
                 }
-                if l == b".\r\n" {
-                    break;
+                if self.auth {
+                    caps.push_str("250-AUTH PLAIN\r\n");
                 }
-                if l.starts_with(b".") {
-                    l.remove(0);
+                caps + "250 PIPELINING"
+            } else if upper.starts_with("STARTTLS") {
+                let UpTls::StartTls(cfg) = &self.tls else { continue };
+                let _ = r.get_mut().write_all(b"220 2.0.0 go ahead\r\n");
+                let Ok(conn) = raw.try_clone() else { return };
+                match tls_wrap(cfg, conn) {
+                    Some(s) => {
+                        r = BufReader::new(s);
+                        tls_on = true;
+                        continue;
+                    }
+                    None => return,
                 }
-                data.extend_from_slice(&l);
-            }
-            let mut s = script.lock().unwrap();
-            let txn = Txn {
-                mail_from: from.clone(),
-                rcpts: rcpts.clone(),
-                data,
-            };
-            if lmtp {
-                let mut out = String::new();
-                let mut accepted = Vec::new();
-                for rc in &rcpts {
-                    match s.lmtp_reply.get(rc) {
-                        Some(reply) => out.push_str(&format!("{reply}\r\n")),
-                        None => {
-                            accepted.push(rc.clone());
-                            out.push_str("250 2.0.0 ok\r\n");
-                        }
+            } else if upper.starts_with("AUTH PLAIN ") {
+                use base64::Engine;
+                let b64 = line[11..].trim();
+                let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
+                let parts: Vec<String> = raw.split(|&b| b == 0).map(|p| String::from_utf8_lossy(p).to_string()).collect();
+                auth_user = Some(parts[1..].join(":"));
+                "235 2.7.0 ok".into()
+            } else if upper.starts_with("HELO") {
+                "250 upstream.test".into()
+            } else if upper.starts_with("MAIL") {
+                from = arg(&line);
+                rcpts.clear();
+                self.script.lock().unwrap().mail_reply.clone().unwrap_or_else(|| "250 2.1.0 ok".into())
+            } else if upper.starts_with("RCPT") {
+                let to = arg(&line);
+                match self.script.lock().unwrap().rcpt_reply.get(&to) {
+                    Some(reply) => reply.clone(),
+                    None => {
+                        rcpts.push(to);
+                        "250 2.1.5 ok".into()
                     }
                 }
-                if !accepted.is_empty() {
-                    txns.lock().unwrap().push(Txn {
-                        rcpts: accepted,
-                        ..txn
-                    });
+            } else if upper.starts_with("DATA") {
+                let _ = r.get_mut().write_all(b"354 go ahead\r\n");
+                let mut data = Vec::new();
+                loop {
+                    {
+                        let mut s = self.script.lock().unwrap();
+                        if s.drop_in_data > 0 && data.len() > 10 {
+                            s.drop_in_data -= 1;
+                            return;
+                        }
+                    }
+                    let mut l = Vec::new();
+                    if r.read_until(b'\n', &mut l).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if l == b".\r\n" {
+                        break;
+                    }
+                    if l.starts_with(b".") {
+                        l.remove(0);
+                    }
+                    data.extend_from_slice(&l);
                 }
-                let _ = w.write_all(out.as_bytes());
-                continue;
+                let mut s = self.script.lock().unwrap();
+                if s.stall_after_data {
+                    drop(s);
+                    thread::sleep(Duration::from_secs(3600));
+                    return;
+                }
+                let txn = Txn { mail_from: from.clone(), rcpts: rcpts.clone(), data, tls: tls_on, auth: auth_user.clone() };
+                if self.lmtp {
+                    let mut out = String::new();
+                    let mut accepted = Vec::new();
+                    for rc in &rcpts {
+                        match s.lmtp_reply.get(rc) {
+                            Some(reply) => out.push_str(&format!("{reply}\r\n")),
+                            None => {
+                                accepted.push(rc.clone());
+                                out.push_str("250 2.0.0 ok\r\n");
+                            }
+                        }
+                    }
+                    if !accepted.is_empty() {
+                        self.txns.lock().unwrap().push(Txn { rcpts: accepted, ..txn });
+                    }
+                    let _ = r.get_mut().write_all(out.as_bytes());
+                    continue;
+                }
+                match &mut s.data_reply {
+                    Some((reply, n)) if *n > 0 => {
+                        *n -= 1;
+                        reply.clone()
+                    }
+                    _ => {
+                        self.txns.lock().unwrap().push(txn);
+                        "250 2.0.0 queued".into()
+                    }
+                }
+            } else if upper.starts_with("QUIT") {
+                let _ = r.get_mut().write_all(b"221 bye\r\n");
+                return;
+            } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
+                "250 ok".into()
+            } else {
+                "502 unknown".into()
+            };
+            if r.get_mut().write_all(format!("{reply}\r\n").as_bytes()).is_err() {
+                return;
             }
-            match &mut s.data_reply {
-                Some((reply, n)) if *n > 0 => {
-                    *n -= 1;
-                    reply.clone()
-                }
-                _ => {
-                    txns.lock().unwrap().push(txn);
-                    "250 2.0.0 queued".into()
-                }
-            }
-        } else if upper.starts_with("QUIT") {
-            let _ = w.write_all(b"221 bye\r\n");
-            return;
-        } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
-            "250 ok".into()
-        } else {
-            "502 unknown".into()
-        };
-        if w.write_all(format!("{reply}\r\n").as_bytes()).is_err() {
-            return;
         }
     }
 }
@@ -486,4 +571,40 @@ pub fn message(from: &str, to: &str, id: &str, extra: &str) -> Vec<u8> {
 pub fn maildir(root: &Path, addr: &str) -> PathBuf {
     let (local, domain) = addr.split_once('@').unwrap();
     root.join(domain).join(local).join("new")
+}
+
+/// Writes ca.pem, cert.pem, key.pem (for localhost and 127.0.0.1) into `dir`: a CA made
+/// at test time and a server certificate it signed.
+pub fn make_certs(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "teamrelay test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
+
+/// A rustls server config from the files [`make_certs`] wrote.
+pub fn server_tls(dir: &Path) -> Arc<tokio_rustls::rustls::ServerConfig> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("cert.pem")).unwrap().map(|c| c.unwrap()).collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    Arc::new(config)
 }
