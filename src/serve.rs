@@ -22,6 +22,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs the relay until SIGTERM or SIGINT. Errors are start-up failures (a port in use,
 /// an unusable spool) and mean exit code 1.
 pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
+    raise_fd_limit();
     // One crypto provider for every rustls config built without naming one.
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let spool = Spool::open(&config.server.spool).map_err(|e| e.to_string())?;
@@ -103,6 +104,21 @@ async fn sweep_memories(spool: Spool, shutdown: CancellationToken) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
             _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Raises the open-files limit to the hard limit: every connection is a descriptor, and
+/// the default soft limit (often 1024) would cap an MX far below its connection limits.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                warn!("cannot raise the open-files limit");
+            }
         }
     }
 }

@@ -125,6 +125,9 @@ pub struct Deliver {
     pub outside: Target,
     pub retry: Vec<Duration>,
     pub max_queue_time: Duration,
+    /// How long to wait for each reply of a next hop (a stalled server is a temporary
+    /// failure after this).
+    pub timeout: Duration,
     pub team_auth: Option<RouteAuth>,
     pub outside_auth: Option<RouteAuth>,
 }

@@ -86,6 +86,7 @@ pub struct RawDeliver {
     pub outside: SpStr,
     pub retry: Option<Vec<SpStr>>,
     pub max_queue_time: Option<SpStr>,
+    pub timeout: Option<SpStr>,
     pub team_auth: Option<Spanned<RawAuth>>,
     pub outside_auth: Option<Spanned<RawAuth>>,
 }

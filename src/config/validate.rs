@@ -413,7 +413,8 @@ fn check_deliver(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Deliver {
     };
     let team_auth = auth(&d.team_auth, "deliver.team_auth");
     let outside_auth = auth(&d.outside_auth, "deliver.outside_auth");
-    Deliver { team, outside, retry, max_queue_time, team_auth, outside_auth }
+    let timeout = c.duration(&d.timeout, "deliver.timeout", Duration::from_secs(120));
+    Deliver { team, outside, retry, max_queue_time, timeout, team_auth, outside_auth }
 }
 
 fn check_admin(c: &mut Checker, s: &SpStr) -> Option<SocketAddr> {

@@ -19,15 +19,14 @@ use crate::config::{RouteAuth, Target, TargetTls};
 
 /// Limit for opening a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Limit for each command's reply (RFC 5321 §4.5.3.2 suggests minutes; peers that
-/// stall longer are treated as down and retried).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-/// Limit for sending the message and getting the final reply.
-const DATA_TIMEOUT: Duration = Duration::from_secs(600);
+/// Limit for sending the message body itself.
+const SEND_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One transaction to make.
 pub struct Job<'a> {
     pub hostname: &'a str,
+    /// Limit for each reply of the next hop (`deliver.timeout`).
+    pub timeout: Duration,
     pub sender: Option<&'a str>,
     pub rcpts: Vec<String>,
     pub prefix: String,
@@ -45,13 +44,13 @@ fn all(rcpts: &[String], o: Outcome) -> Results {
 pub async fn deliver(target: &Target, auth: Option<&RouteAuth>, job: &Job<'_>) -> Results {
     match target {
         Target::Smtp { host, port, tls } => smtp(host, *port, *tls, auth, job).await,
-        Target::Lmtp { host, port } => match connect(host, *port).await {
+        Target::Lmtp { host, port } => match connect(host, *port, job.timeout).await {
             Ok(client) => greet_and_send(client, true, None, job).await,
             Err(o) => all(&job.rcpts, o),
         },
         Target::LmtpUnix(path) => match tokio::net::UnixStream::connect(path).await {
             Ok(stream) => {
-                let client = SmtpClient { stream, timeout: COMMAND_TIMEOUT };
+                let client = SmtpClient { stream, timeout: job.timeout };
                 greet_and_send(client, true, None, job).await
             }
             Err(e) => all(&job.rcpts, Outcome::Deferred(format!("connect {}: {e}", path.display()))),
@@ -60,7 +59,7 @@ pub async fn deliver(target: &Target, auth: Option<&RouteAuth>, job: &Job<'_>) -
     }
 }
 
-async fn connect(host: &str, port: u16) -> Result<SmtpClient<TcpStream>, Outcome> {
+async fn connect(host: &str, port: u16, timeout: Duration) -> Result<SmtpClient<TcpStream>, Outcome> {
     let stage = format!("connect {host}:{port}");
     let addr = tokio::net::lookup_host((host, port))
         .await
@@ -68,7 +67,7 @@ async fn connect(host: &str, port: u16) -> Result<SmtpClient<TcpStream>, Outcome
         .and_then(|mut a| a.next())
         .ok_or_else(|| Outcome::Deferred(format!("{stage}: cannot resolve")))?;
     let mut client = SmtpClient::connect(addr, CONNECT_TIMEOUT).await.map_err(|e| from_error(&stage, e))?;
-    client.timeout = COMMAND_TIMEOUT;
+    client.timeout = timeout;
     Ok(client)
 }
 
@@ -87,7 +86,7 @@ async fn smtp(host: &str, port: u16, mode: TargetTls, auth: Option<&RouteAuth>, 
         Err(o) => return all(&job.rcpts, o),
     };
     let ca = auth.and_then(|a| a.ca_file.as_deref());
-    let client = match connect(host, port).await {
+    let client = match connect(host, port, job.timeout).await {
         Ok(c) => c,
         Err(o) => return all(&job.rcpts, o),
     };
@@ -201,7 +200,7 @@ async fn send<T: AsyncRead + AsyncWrite + Unpin>(
             return results;
         }
     }
-    let sent = tokio::time::timeout(DATA_TIMEOUT, async {
+    let sent = tokio::time::timeout(SEND_TIMEOUT, async {
         let mut body = open_body(job.body).await?;
         write_data(&mut client.stream, &job.prefix, &mut body).await
     })
@@ -218,7 +217,7 @@ async fn send<T: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     let want = if lmtp { accepted.len() } else { 1 };
-    let replies = read_replies(&mut client.stream, want).await;
+    let replies = read_replies(&mut client.stream, want, job.timeout).await;
     for (i, rcpt) in accepted.iter().enumerate() {
         let reply = if lmtp { replies.get(i) } else { replies.first() };
         let outcome = match reply {
@@ -249,14 +248,14 @@ fn mail_params(ehlo: &EhloResponse<String>, job: &Job<'_>) -> String {
 
 /// Reads up to `n` replies, keeping bytes that belong to the next one (LMTP servers
 /// send several in one packet). Stops early on error or timeout.
-async fn read_replies<T: AsyncRead + Unpin>(stream: &mut T, n: usize) -> Vec<Response<String>> {
+async fn read_replies<T: AsyncRead + Unpin>(stream: &mut T, n: usize, timeout: Duration) -> Vec<Response<String>> {
     let mut out = Vec::with_capacity(n);
     let mut parser = ResponseReceiver::default();
     let mut buf = vec![0u8; 4096];
     let mut pending: Vec<u8> = Vec::new();
     while out.len() < n {
         if pending.is_empty() {
-            let read = tokio::time::timeout(DATA_TIMEOUT, stream.read(&mut buf)).await;
+            let read = tokio::time::timeout(timeout, stream.read(&mut buf)).await;
             match read {
                 Ok(Ok(k)) if k > 0 => pending.extend_from_slice(&buf[..k]),
                 _ => break,

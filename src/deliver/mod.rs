@@ -100,6 +100,7 @@ pub async fn deliver_message(shared: &Shared, id: &str) {
                 };
                 let job = client::Job {
                     hostname: &config.server.hostname,
+                    timeout: config.deliver.timeout,
                     sender: d.sender.as_deref(),
                     rcpts,
                     prefix,

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use smtp_proto::{Error as ParseError, Request};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::session::{Session, Transaction};
 use super::Reply;
@@ -58,6 +58,13 @@ impl Session {
         }
         if host.trim().is_empty() {
             return self.reply(Reply::syntax("EHLO domain"));
+        }
+        if self.has_pending_input() {
+            // RFC 2920: EHLO ends a group; a client cannot know yet whether it may
+            // pipeline. Whatever it sent behind EHLO (or before the greeting) is dropped.
+            warn!(peer = %self.peer, "discarding commands pipelined behind HELO/EHLO");
+            crate::metrics::rejected("improper_pipelining");
+            self.discard_input();
         }
         self.helo = Some(host.trim().to_string());
         self.esmtp = esmtp;

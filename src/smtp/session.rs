@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -23,8 +25,10 @@ pub const MAX_LINE: usize = 512;
 pub const MAX_ERRORS: usize = 10;
 /// How much of the message start is kept in memory for header parsing.
 pub const HEAD_MAX: usize = 64 * 1024;
-/// Read size for the socket.
-const READ_CHUNK: usize = 16 * 1024;
+/// Read size while reading commands: small, because idle sessions may be thousands.
+const LINE_CHUNK: usize = 1024;
+/// Read size during DATA and BDAT.
+const DATA_CHUNK: usize = 64 * 1024;
 
 /// An open mail transaction (after MAIL FROM).
 #[derive(Debug, Default)]
@@ -88,8 +92,8 @@ pub async fn run(
         listener,
         config,
         shared,
-        inbuf: Vec::with_capacity(READ_CHUNK),
-        outbuf: Vec::with_capacity(1024),
+        inbuf: Vec::with_capacity(LINE_CHUNK),
+        outbuf: Vec::new(),
         helo: None,
         esmtp: false,
         txn: None,
@@ -168,15 +172,14 @@ impl Session {
     }
 
     /// Reads more input, flushing replies first (the client may be waiting for them).
-    /// Returns 0 at end of input.
-    async fn fill(&mut self) -> Result<usize, Line> {
+    /// Reads at most `chunk` bytes; gives up at `deadline`. Returns 0 at end of input.
+    async fn fill(&mut self, chunk: usize, deadline: Instant) -> Result<usize, Line> {
         if self.flush().await.is_err() {
             return Err(Line::Eof);
         }
-        let idle = self.config.server.idle_timeout.max(Duration::from_secs(1));
         let start = self.inbuf.len();
-        self.inbuf.resize(start + READ_CHUNK, 0);
-        let r = tokio::time::timeout(idle, self.stream.read(&mut self.inbuf[start..])).await;
+        self.inbuf.resize(start + chunk, 0);
+        let r = tokio::time::timeout_at(deadline, self.stream.read(&mut self.inbuf[start..])).await;
         let n = match r {
             Err(_) => {
                 self.inbuf.truncate(start);
@@ -187,6 +190,11 @@ impl Session {
         };
         self.inbuf.truncate(start + n);
         Ok(n)
+    }
+
+    /// When a read that starts now must have finished.
+    fn read_deadline(&self) -> Instant {
+        Instant::now() + self.config.server.idle_timeout.max(Duration::from_secs(1))
     }
 
     /// A line of an AUTH exchange (`None` if the client went away or timed out).
@@ -203,7 +211,8 @@ impl Session {
     pub async fn take_bytes(&mut self, mut n: usize, mut f: impl FnMut(&[u8])) -> bool {
         while n > 0 {
             if self.inbuf.is_empty() {
-                match self.fill().await {
+                let deadline = self.read_deadline();
+                match self.fill(DATA_CHUNK, deadline).await {
                     Ok(k) if k > 0 => {}
                     _ => return false,
                 }
@@ -219,6 +228,13 @@ impl Session {
     /// The next command line (CRLF or LF included), or why there is none.
     async fn read_line(&mut self) -> Line {
         let mut too_long = false;
+        // The whole line must arrive within the idle timeout, not each byte of it: a
+        // client trickling one byte a second (slowloris) is timed out all the same.
+        let deadline = self.read_deadline();
+        if self.inbuf.is_empty() && self.inbuf.capacity() > 4 * LINE_CHUNK {
+            // Give back the large buffer of a finished DATA phase: idle sessions are many.
+            self.inbuf = Vec::with_capacity(LINE_CHUNK);
+        }
         loop {
             if let Some(i) = self.inbuf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.inbuf.drain(..=i).collect();
@@ -232,7 +248,7 @@ impl Session {
                 self.inbuf.clear();
                 too_long = true;
             }
-            match self.fill().await {
+            match self.fill(LINE_CHUNK, deadline).await {
                 Ok(0) => return Line::Eof,
                 Ok(_) => {}
                 Err(line) => return line,
@@ -292,7 +308,8 @@ impl Session {
                     return Err(Reply::local_error());
                 }
             }
-            match self.fill().await {
+            let deadline = self.read_deadline();
+            match self.fill(DATA_CHUNK, deadline).await {
                 Ok(0) | Err(Line::Eof) => {
                     self.closing = true;
                     return Err(Reply::new(451, "4.3.0", "connection closed during DATA"));
