@@ -22,6 +22,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs the relay until SIGTERM or SIGINT. Errors are start-up failures (a port in use,
 /// an unusable spool) and mean exit code 1.
 pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
+    // Signals first: from the moment a port accepts connections, SIGTERM must mean
+    // "drain", never the default "die".
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     raise_fd_limit();
     // One crypto provider for every rustls config built without naming one.
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
@@ -50,9 +55,6 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
     let socket = crate::queue::socket_path(&shared.config().server.spool);
     tokio::spawn(crate::queue::serve_socket(socket, shared.clone(), shutdown.clone()));
 
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,

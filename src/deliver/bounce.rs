@@ -46,15 +46,18 @@ pub async fn bounces(shared: &Shared, config: &Config, entry: &Entry, failed: &[
         let size = message.len() as u64;
         let mut sink = shared.spool.body_sink(&id);
         sink.buf = message;
-        if let Err(e) = sink.finish().await {
-            // Without the DSN on disk the failure cannot be reported; keep going so the
-            // delivery state is still recorded, and say so loudly.
-            warn!(id = %entry.id, error = %e, "cannot write DSN");
-            continue;
-        }
+        let file = match sink.finish().await {
+            Ok(f) => f,
+            Err(e) => {
+                // Without the DSN on disk the failure cannot be reported; keep going so
+                // the delivery state is still recorded, and say so loudly.
+                warn!(id = %entry.id, error = %e, "cannot write DSN");
+                continue;
+            }
+        };
         let now = spool::now();
         let date = mail_parser::DateTime::from_timestamp(now as i64).to_rfc822();
-        ops.push(Op::SyncBodies);
+        ops.push(Op::SyncBody(file));
         ops.push(Op::Put(Entry {
             id: id.clone(),
             received_at: now,

@@ -1,26 +1,33 @@
-//! SMTP and LMTP delivery with one result per recipient. mail-send makes the connection
-//! (TCP, TLS, EHLO, AUTH); the envelope and DATA are driven step by step here, because
-//! mail-send's `send()` stops at the first refused recipient and reads one reply after
-//! DATA — wrong for LMTP and for partial acceptance.
+//! One SMTP/LMTP transaction with one result per recipient, over a connection from the
+//! [`pool`](super::pool) or a new one. The envelope and DATA are driven step by step,
+//! because mail-send's `send()` stops at the first refused recipient and reads one reply
+//! after DATA — wrong for LMTP and for partial acceptance.
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use mail_send::{Credentials, SmtpClient};
+use mail_send::SmtpClient;
 use smtp_proto::response::parser::ResponseReceiver;
-use smtp_proto::{EhloResponse, Response, EXT_START_TLS};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::TcpStream;
+use smtp_proto::{EhloResponse, Response};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::message::{open_body, write_data};
+use super::connection::{self, Client, Conn};
+use super::message::{stuff_all, write_data};
 use super::outcome::{from_error, from_reply, Outcome};
-use super::tls;
-use crate::config::{RouteAuth, Target, TargetTls};
+use super::pool::Pool;
+use crate::config::{RouteAuth, Target};
 
-/// Limit for opening a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Limit for sending the message body itself.
 const SEND_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The message body of a delivery: small ones are read once per try and kept in memory
+/// for all of its transactions; large ones are streamed from the spool file.
+#[derive(Clone)]
+pub enum Body {
+    Memory(Arc<[u8]>),
+    File(PathBuf),
+}
 
 /// One transaction to make.
 pub struct Job<'a> {
@@ -30,7 +37,7 @@ pub struct Job<'a> {
     pub sender: Option<&'a str>,
     pub rcpts: Vec<String>,
     pub prefix: String,
-    pub body: &'a Path,
+    pub body: Body,
 }
 
 /// Results for every recipient of `job`.
@@ -40,139 +47,72 @@ fn all(rcpts: &[String], o: Outcome) -> Results {
     rcpts.iter().map(|r| (r.clone(), o.clone())).collect()
 }
 
-/// Delivers `job` to a network target.
-pub async fn deliver(target: &Target, auth: Option<&RouteAuth>, job: &Job<'_>) -> Results {
-    match target {
-        Target::Smtp { host, port, tls } => smtp(host, *port, *tls, auth, job).await,
-        Target::Lmtp { host, port } => match connect(host, *port, job.timeout).await {
-            Ok(client) => greet_and_send(client, true, None, job).await,
-            Err(o) => all(&job.rcpts, o),
-        },
-        Target::LmtpUnix(path) => match tokio::net::UnixStream::connect(path).await {
-            Ok(stream) => {
-                let client = SmtpClient { stream, timeout: job.timeout };
-                greet_and_send(client, true, None, job).await
+/// Delivers `job` to a network target, reusing a pooled connection when there is one.
+/// A pooled connection that turns out to be dead before anything was accepted is
+/// replaced by a fresh one, once.
+pub async fn deliver(pool: &Pool, key: &str, target: &Target, auth: Option<&RouteAuth>, job: &Job<'_>) -> Results {
+    if let Some(mut conn) = pool.take(key) {
+        match transact(&mut conn, job).await {
+            Attempt::Done(results, reusable) => {
+                if reusable {
+                    pool.put(key, conn);
+                }
+                return results;
             }
-            Err(e) => all(&job.rcpts, Outcome::Deferred(format!("connect {}: {e}", path.display()))),
-        },
-        Target::Maildir(_) => all(&job.rcpts, Outcome::Deferred("internal: maildir is not a network target".into())),
+            Attempt::Stale => {}
+        }
     }
-}
-
-async fn connect(host: &str, port: u16, timeout: Duration) -> Result<SmtpClient<TcpStream>, Outcome> {
-    let stage = format!("connect {host}:{port}");
-    let addr = tokio::net::lookup_host((host, port))
-        .await
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| Outcome::Deferred(format!("{stage}: cannot resolve")))?;
-    let mut client = SmtpClient::connect(addr, CONNECT_TIMEOUT).await.map_err(|e| from_error(&stage, e))?;
-    client.timeout = timeout;
-    Ok(client)
-}
-
-fn credentials(auth: Option<&RouteAuth>) -> Result<Option<Credentials<String>>, Outcome> {
-    let Some(RouteAuth { username: Some(user), password_file: Some(file), .. }) = auth else {
-        return Ok(None);
-    };
-    let secret = std::fs::read_to_string(file)
-        .map_err(|e| Outcome::Deferred(format!("cannot read password_file {}: {e}", file.display())))?;
-    Ok(Some(Credentials::Plain { username: user.clone(), secret: secret.trim_end_matches(['\r', '\n']).to_string() }))
-}
-
-async fn smtp(host: &str, port: u16, mode: TargetTls, auth: Option<&RouteAuth>, job: &Job<'_>) -> Results {
-    let creds = match credentials(auth) {
+    let mut conn = match connection::open(target, auth, job.hostname, job.timeout).await {
         Ok(c) => c,
         Err(o) => return all(&job.rcpts, o),
     };
-    let ca = auth.and_then(|a| a.ca_file.as_deref());
-    let client = match connect(host, port, job.timeout).await {
-        Ok(c) => c,
-        Err(o) => return all(&job.rcpts, o),
-    };
-    if mode == TargetTls::Implicit {
-        let connector = match tls::connector(true, ca) {
-            Ok(c) => c,
-            Err(e) => return all(&job.rcpts, Outcome::Deferred(e)),
-        };
-        return match client.into_tls(&connector, host).await {
-            Ok(c) => greet_and_send(c, false, creds.as_ref(), job).await,
-            Err(e) => all(&job.rcpts, from_error("TLS handshake", e)),
-        };
-    }
-    let mut client = client;
-    let ehlo = match greet(&mut client, false, job.hostname).await {
-        Ok(e) => e,
-        Err(o) => return all(&job.rcpts, o),
-    };
-    let offered = ehlo.has_capability(EXT_START_TLS);
-    match (mode, offered) {
-        (TargetTls::StartTls, false) => {
-            all(&job.rcpts, Outcome::Deferred("STARTTLS required but not offered".into()))
-        }
-        (TargetTls::StartTls | TargetTls::Opportunistic, true) => {
-            let connector = match tls::connector(mode == TargetTls::StartTls, ca) {
-                Ok(c) => c,
-                Err(e) => return all(&job.rcpts, Outcome::Deferred(e)),
-            };
-            match client.start_tls(&connector, host).await {
-                Ok(mut tls_client) => match tls_client.ehlo(job.hostname).await {
-                    Ok(ehlo) => send(&mut tls_client, &ehlo, false, creds.as_ref(), job).await,
-                    Err(e) => all(&job.rcpts, from_error("EHLO after STARTTLS", e)),
-                },
-                Err(e) => all(&job.rcpts, from_error("STARTTLS", e)),
+    match transact(&mut conn, job).await {
+        Attempt::Done(results, reusable) => {
+            if reusable {
+                pool.put(key, conn);
             }
+            results
         }
-        _ => send(&mut client, &ehlo, false, creds.as_ref(), job).await,
+        Attempt::Stale => all(&job.rcpts, Outcome::Deferred("MAIL: connection lost".into())),
     }
 }
 
-/// Reads the greeting and says EHLO (or LHLO).
-async fn greet<T: AsyncRead + AsyncWrite + Unpin>(
-    client: &mut SmtpClient<T>,
-    lmtp: bool,
-    hostname: &str,
-) -> Result<EhloResponse<String>, Outcome> {
-    let greeting = client.read().await.map_err(|e| from_error("greeting", e))?;
-    if greeting.code != 220 {
-        return Err(from_reply("greeting", &greeting));
-    }
-    let r = if lmtp { client.lhlo(hostname).await } else { client.ehlo(hostname).await };
-    r.map_err(|e| from_error(if lmtp { "LHLO" } else { "EHLO" }, e))
+/// How a transaction went.
+enum Attempt {
+    /// Results per recipient, and whether the connection can take another transaction.
+    Done(Results, bool),
+    /// The connection failed at MAIL, before anything was sent: try a new one.
+    Stale,
 }
 
-async fn greet_and_send<T: AsyncRead + AsyncWrite + Unpin>(
-    mut client: SmtpClient<T>,
-    lmtp: bool,
-    creds: Option<&Credentials<String>>,
-    job: &Job<'_>,
-) -> Results {
-    match greet(&mut client, lmtp, job.hostname).await {
-        Ok(ehlo) => send(&mut client, &ehlo, lmtp, creds, job).await,
-        Err(o) => all(&job.rcpts, o),
+async fn transact(conn: &mut Conn, job: &Job<'_>) -> Attempt {
+    let lmtp = conn.lmtp;
+    match &mut conn.client {
+        Client::Tcp(c) => send(c, &conn.ehlo, lmtp, job).await,
+        Client::Tls(c) => send(c, &conn.ehlo, lmtp, job).await,
+        Client::Unix(c) => send(c, &conn.ehlo, lmtp, job).await,
     }
 }
 
-/// AUTH (if configured), MAIL, one RCPT per recipient, DATA, and the reply (or, for
-/// LMTP, one reply per accepted recipient).
+/// MAIL, one RCPT per recipient, DATA, and the reply (or, for LMTP, one reply per
+/// accepted recipient).
 async fn send<T: AsyncRead + AsyncWrite + Unpin>(
     client: &mut SmtpClient<T>,
     ehlo: &EhloResponse<String>,
     lmtp: bool,
-    creds: Option<&Credentials<String>>,
     job: &Job<'_>,
-) -> Results {
-    if let Some(creds) = creds {
-        if let Err(e) = client.authenticate(creds, ehlo).await {
-            return all(&job.rcpts, from_error("AUTH", e));
-        }
-    }
+) -> Attempt {
     let mut results = Vec::new();
     let mail = format!("MAIL FROM:<{}>{}\r\n", job.sender.unwrap_or(""), mail_params(ehlo, job));
     match client.cmd(mail).await {
         Ok(r) if r.code / 100 == 2 => {}
-        Ok(r) => return all(&job.rcpts, from_reply("MAIL", &r)),
-        Err(e) => return all(&job.rcpts, from_error("MAIL", e)),
+        Ok(r) if r.code == 421 => return Attempt::Done(all(&job.rcpts, from_reply("MAIL", &r)), false),
+        Ok(r) => {
+            let reusable = rset(client).await;
+            return Attempt::Done(all(&job.rcpts, from_reply("MAIL", &r)), reusable);
+        }
+        Err(mail_send::Error::Io(_) | mail_send::Error::UnparseableReply) => return Attempt::Stale,
+        Err(e) => return Attempt::Done(all(&job.rcpts, from_error("MAIL", e)), false),
     }
     let mut accepted = Vec::new();
     for (i, rcpt) in job.rcpts.iter().enumerate() {
@@ -181,43 +121,39 @@ async fn send<T: AsyncRead + AsyncWrite + Unpin>(
             Ok(r) => results.push((rcpt.clone(), from_reply("RCPT", &r))),
             Err(e) => {
                 results.extend(all(&job.rcpts[i..], from_error("RCPT", e)));
-                return results;
+                return Attempt::Done(results, false);
             }
         }
     }
     if accepted.is_empty() {
-        let _ = client.cmd("QUIT\r\n").await;
-        return results;
+        let reusable = rset(client).await;
+        return Attempt::Done(results, reusable);
     }
     match client.cmd("DATA\r\n").await {
         Ok(r) if r.code == 354 => {}
         Ok(r) => {
             results.extend(all(&accepted, from_reply("DATA", &r)));
-            return results;
+            let reusable = rset(client).await;
+            return Attempt::Done(results, reusable);
         }
         Err(e) => {
             results.extend(all(&accepted, from_error("DATA", e)));
-            return results;
+            return Attempt::Done(results, false);
         }
     }
-    let sent = tokio::time::timeout(SEND_TIMEOUT, async {
-        let mut body = open_body(job.body).await?;
-        write_data(&mut client.stream, &job.prefix, &mut body).await
-    })
-    .await;
-    match sent {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            results.extend(all(&accepted, Outcome::Deferred(format!("sending message: {e}"))));
-            return results;
-        }
-        Err(_) => {
-            results.extend(all(&accepted, Outcome::Deferred("sending message: timed out".into())));
-            return results;
-        }
+    let sent = tokio::time::timeout(SEND_TIMEOUT, write_body(&mut client.stream, job)).await;
+    let failure = match sent {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("sending message: {e}")),
+        Err(_) => Some("sending message: timed out".to_string()),
+    };
+    if let Some(why) = failure {
+        results.extend(all(&accepted, Outcome::Deferred(why)));
+        return Attempt::Done(results, false);
     }
     let want = if lmtp { accepted.len() } else { 1 };
     let replies = read_replies(&mut client.stream, want, job.timeout).await;
+    let complete = replies.len() == want;
     for (i, rcpt) in accepted.iter().enumerate() {
         let reply = if lmtp { replies.get(i) } else { replies.first() };
         let outcome = match reply {
@@ -228,8 +164,27 @@ async fn send<T: AsyncRead + AsyncWrite + Unpin>(
         };
         results.push((rcpt.clone(), outcome));
     }
-    let _ = client.cmd("QUIT\r\n").await;
-    results
+    let reusable = complete && replies.iter().all(|r| r.code != 421);
+    Attempt::Done(results, reusable)
+}
+
+/// Ends a failed transaction so the connection can be reused; false if it cannot.
+async fn rset<T: AsyncRead + AsyncWrite + Unpin>(client: &mut SmtpClient<T>) -> bool {
+    matches!(client.cmd("RSET\r\n").await, Ok(r) if r.code / 100 == 2)
+}
+
+async fn write_body<W: AsyncWrite + Unpin>(out: &mut W, job: &Job<'_>) -> std::io::Result<()> {
+    match &job.body {
+        Body::Memory(bytes) => {
+            let wire = stuff_all(&job.prefix, bytes);
+            out.write_all(&wire).await?;
+            out.flush().await
+        }
+        Body::File(path) => {
+            let mut file = tokio::fs::File::open(path).await?;
+            write_data(out, &job.prefix, &mut file).await
+        }
+    }
 }
 
 /// `SMTPUTF8` when an address needs it and the server offers it; `BODY=8BITMIME` always

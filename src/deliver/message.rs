@@ -1,8 +1,6 @@
 //! The bytes of one delivery: teamrelay's `Received:`, the plan's header block, then the
 //! message exactly as received, read from its spool file in chunks (never whole).
 
-use std::path::Path;
-
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::route::render;
@@ -51,9 +49,14 @@ impl DotStuffer {
     }
 }
 
-/// Opens the body file of a queued message.
-pub async fn open_body(path: &Path) -> std::io::Result<tokio::fs::File> {
-    tokio::fs::File::open(path).await
+/// Prefix and an in-memory body, stuffed and terminated, ready to write in one go.
+pub fn stuff_all(prefix: &str, body: &[u8]) -> Vec<u8> {
+    let mut stuffer = DotStuffer::default();
+    let mut wire = Vec::with_capacity(prefix.len() + body.len() + body.len() / 64 + 8);
+    stuffer.stuff(prefix.as_bytes(), &mut wire);
+    stuffer.stuff(body, &mut wire);
+    wire.extend_from_slice(stuffer.end());
+    wire
 }
 
 /// Writes prefix and body with dot-stuffing and the final `.`, for DATA.

@@ -5,10 +5,12 @@
 
 mod bounce;
 mod client;
+mod connection;
 pub mod dsn;
 mod message;
 mod maildir;
 pub mod outcome;
+mod pool;
 mod tls;
 
 use std::collections::HashSet;
@@ -34,6 +36,7 @@ const PARALLEL: usize = 64;
 /// Runs the delivery worker until `shutdown`.
 pub async fn run_worker(shared: Arc<Shared>, shutdown: CancellationToken, tracker: TaskTracker) {
     let slots = Arc::new(Semaphore::new(PARALLEL));
+    let pool = Arc::new(pool::Pool::default());
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
     loop {
         let due = shared.spool.take_due(spool::now(), 256);
@@ -43,9 +46,9 @@ pub async fn run_worker(shared: Arc<Shared>, shutdown: CancellationToken, tracke
             if !lock(&in_flight).insert(id.clone()) {
                 continue;
             }
-            let (shared, in_flight) = (shared.clone(), in_flight.clone());
+            let (shared, in_flight, pool) = (shared.clone(), in_flight.clone(), pool.clone());
             tracker.spawn(async move {
-                deliver_message(&shared, &id).await;
+                deliver_message(&shared, &pool, &id).await;
                 lock(&in_flight).remove(&id);
                 drop(permit);
             });
@@ -53,6 +56,7 @@ pub async fn run_worker(shared: Arc<Shared>, shutdown: CancellationToken, tracke
         if took == 256 {
             continue;
         }
+        pool.prune();
         let now = spool::now();
         let wait = shared.spool.next_due().map_or(60, |t| t.saturating_sub(now).clamp(1, 60));
         tokio::select! {
@@ -68,11 +72,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Bodies up to this size are read into memory once per try.
+const IN_MEMORY: u64 = 1024 * 1024;
+
 /// One try at every pending recipient of one message.
-pub async fn deliver_message(shared: &Shared, id: &str) {
+async fn deliver_message(shared: &Shared, pool: &pool::Pool, id: &str) {
     let Some(mut entry) = shared.spool.get(id) else { return };
     let config = shared.config();
     let body = shared.spool.body_path(id);
+    let mut loaded: Option<client::Body> = None;
     let mut failed = Vec::new();
     for i in 0..entry.deliveries.len() {
         let d = &entry.deliveries[i];
@@ -98,20 +106,36 @@ pub async fn deliver_message(shared: &Shared, id: &str) {
                     RouteKind::Team => config.deliver.team_auth.as_ref(),
                     RouteKind::Outside => config.deliver.outside_auth.as_ref(),
                 };
+                let body = match &loaded {
+                    Some(b) => b.clone(),
+                    None => loaded.insert(load_body(&body, entry.size).await).clone(),
+                };
                 let job = client::Job {
                     hostname: &config.server.hostname,
                     timeout: config.deliver.timeout,
                     sender: d.sender.as_deref(),
                     rcpts,
                     prefix,
-                    body: &body,
+                    body,
                 };
-                client::deliver(target, auth, &job).await
+                let key = format!("{route} {target}");
+                client::deliver(pool, &key, target, auth, &job).await
             }
         };
         failed.extend(record(&mut entry, i, route, results));
     }
     finish(shared, &config, entry, failed).await;
+}
+
+/// The body for network delivery: in memory when small (one read for all of this
+/// try's transactions), else streamed from the file.
+async fn load_body(path: &std::path::Path, size: u64) -> client::Body {
+    if size <= IN_MEMORY {
+        if let Ok(bytes) = tokio::fs::read(path).await {
+            return client::Body::Memory(bytes.into());
+        }
+    }
+    client::Body::File(path.to_path_buf())
 }
 
 /// Stores each recipient's outcome, logs and counts it; returns the new failures as

@@ -53,14 +53,17 @@ impl Session {
         if plan.deliveries.is_empty() {
             sink.discard().await;
         } else {
-            if let Err(e) = sink.finish().await {
-                warn!(id = %id, error = %e, "cannot write message body");
-                sink.discard().await;
-                crate::metrics::rejected("local_error");
-                return Reply::local_error();
-            }
+            let file = match sink.finish().await {
+                Ok(f) => f,
+                Err(e) => {
+                    warn!(id = %id, error = %e, "cannot write message body");
+                    sink.discard().await;
+                    crate::metrics::rejected("local_error");
+                    return Reply::local_error();
+                }
+            };
             let now = spool::now();
-            ops.push(Op::SyncBodies);
+            ops.push(Op::SyncBody(file));
             ops.push(Op::Put(Entry {
                 id: id.to_string(),
                 received_at: now,

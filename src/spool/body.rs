@@ -28,10 +28,23 @@ impl BodySink {
         Ok(())
     }
 
-    /// Writes everything and fsyncs the file. The caller still has to commit
-    /// `Op::SyncBodies` so the directory entry is durable too.
-    pub async fn finish(&mut self) -> std::io::Result<()> {
-        self.write_out(true).await
+    /// Writes everything and returns the file, not yet fsync'd: the committer syncs all
+    /// files of a batch in one go (`Op::SyncBody`), so concurrent sessions share the
+    /// trip to the disk. Small bodies are written inline (a page-cache copy), large
+    /// ones off the async threads.
+    pub async fn finish(&mut self) -> std::io::Result<std::fs::File> {
+        if self.file.is_none() && self.buf.len() <= FLUSH_AT {
+            let mut f = std::fs::File::create(&self.path)?;
+            f.write_all(&self.buf)?;
+            self.buf.clear();
+            self.file = Some(f.try_clone()?);
+            return Ok(f);
+        }
+        self.write_out(false).await?;
+        match &self.file {
+            Some(f) => f.try_clone(),
+            None => Err(std::io::Error::other("body file missing")),
+        }
     }
 
     /// Removes the file (a rejected message).
@@ -42,6 +55,9 @@ impl BodySink {
     }
 
     async fn write_out(&mut self, sync: bool) -> std::io::Result<()> {
+        if self.buf.is_empty() && self.file.is_some() && !sync {
+            return Ok(());
+        }
         let path = self.path.clone();
         let mut file = self.file.take();
         let mut buf = std::mem::take(&mut self.buf);

@@ -15,8 +15,8 @@ pub enum Op {
     Remove(String),
     /// Record routing memories.
     Remember(MemoryWrites),
-    /// Make a new body file's directory entry durable (it was fsync'd itself already).
-    SyncBodies,
+    /// Make a new body file durable: its data, and its entry in the directory.
+    SyncBody(std::fs::File),
 }
 
 /// A batch of ops and whom to tell when they are durable.
@@ -32,26 +32,13 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        let mut removed = Vec::new();
-        let mut sync_dir = false;
-        let mut result = Ok(());
-        for req in &batch {
-            if let Err(e) = apply(&spool, &req.ops, &mut removed, &mut sync_dir) {
-                result = Err(format!("spool write failed: {e}"));
-            }
-        }
-        if result.is_ok() && sync_dir {
-            let dir = spool.dir.join("bodies");
-            let synced = tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await;
-            if let Err(e) = synced.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
-                result = Err(format!("spool directory fsync failed: {e}"));
-            }
-        }
-        if result.is_ok() {
-            if let Err(e) = db.flush_async().await {
-                result = Err(format!("spool flush failed: {e}"));
-            }
-        }
+        let requests: Vec<Vec<Op>> = batch.iter_mut().map(|r| std::mem::take(&mut r.ops)).collect();
+        let (spool2, db2) = (spool.clone(), db.clone());
+        // One trip off the async threads for the whole batch, in the order that keeps a
+        // record from ever reaching the disk before its body: body data and directory
+        // entries first, then the sled records, then sled's flush.
+        let done = tokio::task::spawn_blocking(move || commit_batch(&spool2, &db2, requests)).await;
+        let (result, removed) = done.unwrap_or_else(|e| (Err(format!("spool commit task failed: {e}")), Vec::new()));
         if let Err(e) = &result {
             error!(error = %e, "spool commit failed");
         }
@@ -68,9 +55,40 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
     let _ = db.flush_async().await;
 }
 
+/// Syncs the batch's body files, applies its records, flushes sled. Returns the result
+/// and the ids whose body files can go.
+fn commit_batch(spool: &Spool, db: &sled::Db, requests: Vec<Vec<Op>>) -> (Result<(), String>, Vec<String>) {
+    let mut removed = Vec::new();
+    let files: Vec<&std::fs::File> =
+        requests.iter().flatten().filter_map(|op| if let Op::SyncBody(f) = op { Some(f) } else { None }).collect();
+    for f in &files {
+        if let Err(e) = f.sync_data() {
+            return (Err(format!("body fsync failed: {e}")), removed);
+        }
+    }
+    if !files.is_empty() {
+        let synced = std::fs::File::open(spool.dir.join("bodies")).and_then(|d| d.sync_all());
+        if let Err(e) = synced {
+            return (Err(format!("spool directory fsync failed: {e}")), removed);
+        }
+    }
+    let mut result = Ok(());
+    for ops in &requests {
+        if let Err(e) = apply(spool, ops, &mut removed) {
+            result = Err(format!("spool write failed: {e}"));
+        }
+    }
+    if result.is_ok() {
+        if let Err(e) = db.flush() {
+            result = Err(format!("spool flush failed: {e}"));
+        }
+    }
+    (result, removed)
+}
+
 /// Applies one request. Its queue records change in one atomic sled batch, so a DSN
 /// and the recipient state that caused it are recorded together or not at all.
-fn apply(spool: &Spool, ops: &[Op], removed: &mut Vec<String>, sync_dir: &mut bool) -> Result<(), String> {
+fn apply(spool: &Spool, ops: &[Op], removed: &mut Vec<String>) -> Result<(), String> {
     let mut batch = sled::Batch::default();
     let mut schedule_old = Vec::new();
     let mut schedule_new = Vec::new();
@@ -88,7 +106,7 @@ fn apply(spool: &Spool, ops: &[Op], removed: &mut Vec<String>, sync_dir: &mut bo
                 removed.push(id.clone());
             }
             Op::Remember(m) => m.apply(&spool.private, &spool.delivered).map_err(|e| e.to_string())?,
-            Op::SyncBodies => *sync_dir = true,
+            Op::SyncBody(_) => {}
         }
     }
     // Old schedule keys: a rescheduled or finished message must not stay due.

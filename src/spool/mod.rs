@@ -173,7 +173,16 @@ impl Spool {
     }
 
     /// Bodies without a record are messages that never got their `250`: remove them.
+    /// A record without a body cannot be delivered; it cannot have been acknowledged
+    /// either (the body is synced before the record is written), so it goes too.
     fn remove_orphan_bodies(&self) {
+        for e in self.all() {
+            if !self.body_path(&e.id).exists() {
+                tracing::warn!(id = %e.id, "queue record without its body removed");
+                let _ = self.queue.remove(e.id.as_bytes());
+                let _ = self.schedule.remove(schedule_key(e.next_try, &e.id));
+            }
+        }
         let Ok(dir) = std::fs::read_dir(self.dir.join("bodies")) else { return };
         for f in dir.flatten() {
             let name = f.file_name().to_string_lossy().to_string();
