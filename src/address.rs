@@ -112,7 +112,11 @@ impl Address {
 
     /// `LOCAL-bounces@DOMAIN`: the envelope sender of list and archive deliveries.
     pub fn bounces(&self) -> Address {
-        let raw = format!("{}-bounces@{}", &self.raw[..self.at], &self.raw[self.at + 1..]);
+        let raw = format!(
+            "{}-bounces@{}",
+            &self.raw[..self.at],
+            &self.raw[self.at + 1..]
+        );
         // Cannot fail: a valid local part plus "-bounces" stays valid unless it grows
         // past 64 octets, which we accept for our own generated senders.
         Address {
@@ -148,8 +152,7 @@ fn check_local(local: &str) -> Result<(), AddressError> {
 
 fn check_domain(domain: &str) -> Result<(), AddressError> {
     for label in domain.split('.') {
-        if label.is_empty() || label.starts_with('-') || label.ends_with('-') || label.len() > 63
-        {
+        if label.is_empty() || label.starts_with('-') || label.ends_with('-') || label.len() > 63 {
             return Err(AddressError::BadDomain);
         }
         for c in label.chars() {

@@ -94,7 +94,10 @@ fn passwd_command() -> ExitCode {
         return ExitCode::from(1);
     }
     // One trailing newline is the end of the line, not part of the password.
-    let password = input.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&input);
+    let password = input
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&input);
     if password.is_empty() {
         eprintln!("teamrelay passwd: empty password");
         return ExitCode::from(2);
@@ -119,7 +122,10 @@ fn queue_command(c: &Config, action: QueueAction) -> ExitCode {
         QueueAction::Retry { id } => (format!("retry {id}"), false),
         QueueAction::Delete { id } => (format!("delete {id}"), false),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("teamrelay queue: {e}");
@@ -127,9 +133,15 @@ fn queue_command(c: &Config, action: QueueAction) -> ExitCode {
         }
     };
     match runtime.block_on(queue::request(&c.server.spool, &request)) {
-        Ok(Answer::List(items)) if json => println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default()),
+        Ok(Answer::List(items)) if json => println!(
+            "{}",
+            serde_json::to_string_pretty(&items).unwrap_or_default()
+        ),
         Ok(Answer::List(items)) => print!("{}", queue::format_list(&items)),
-        Ok(Answer::Show(entry)) => println!("{}", serde_json::to_string_pretty(&entry).unwrap_or_default()),
+        Ok(Answer::Show(entry)) => println!(
+            "{}",
+            serde_json::to_string_pretty(&entry).unwrap_or_default()
+        ),
         Ok(Answer::Done(text)) => println!("{text}"),
         Ok(Answer::Error(e)) | Err(e) => {
             eprintln!("teamrelay queue: {e}");

@@ -41,21 +41,36 @@ pub fn execute(spool: &Spool, request: &str) -> (Answer, Vec<Op>) {
     let id = words.next().unwrap_or("").to_string();
     let now = spool::now();
     match verb {
-        "list" => (Answer::List(spool.all().iter().map(|e| summary(e, now)).collect()), Vec::new()),
+        "list" => (
+            Answer::List(spool.all().iter().map(|e| summary(e, now)).collect()),
+            Vec::new(),
+        ),
         "show" | "retry" | "delete" => {
             let Some(mut entry) = spool.get(&id) else {
-                return (Answer::Error(format!("no queued message {id:?}")), Vec::new());
+                return (
+                    Answer::Error(format!("no queued message {id:?}")),
+                    Vec::new(),
+                );
             };
             match verb {
                 "show" => (Answer::Show(Box::new(entry)), Vec::new()),
                 "retry" => {
                     entry.next_try = now;
-                    (Answer::Done(format!("{id}: will be retried now")), vec![Op::Put(entry)])
+                    (
+                        Answer::Done(format!("{id}: will be retried now")),
+                        vec![Op::Put(entry)],
+                    )
                 }
-                _ => (Answer::Done(format!("{id}: deleted without delivery or bounce")), vec![Op::Remove(id)]),
+                _ => (
+                    Answer::Done(format!("{id}: deleted without delivery or bounce")),
+                    vec![Op::Remove(id)],
+                ),
             }
         }
-        _ => (Answer::Error(format!("unknown queue command {verb:?}")), Vec::new()),
+        _ => (
+            Answer::Error(format!("unknown queue command {verb:?}")),
+            Vec::new(),
+        ),
     }
 }
 
@@ -64,7 +79,11 @@ fn summary(e: &Entry, now: u64) -> Summary {
         id: e.id.clone(),
         age_secs: now.saturating_sub(e.received_at),
         sender: e.sender.clone().unwrap_or_else(|| "<>".into()),
-        pending: e.pending_addresses().iter().map(|s| s.to_string()).collect(),
+        pending: e
+            .pending_addresses()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         last_error: e.last_error().map(str::to_string),
         next_try_in_secs: e.next_try.saturating_sub(now),
     }
@@ -76,7 +95,11 @@ pub fn socket_path(spool_dir: &Path) -> PathBuf {
 }
 
 /// Serves queue requests on the admin socket until `shutdown`.
-pub async fn serve_socket(path: PathBuf, shared: std::sync::Arc<Shared>, shutdown: CancellationToken) {
+pub async fn serve_socket(
+    path: PathBuf,
+    shared: std::sync::Arc<Shared>,
+    shutdown: CancellationToken,
+) {
     let _ = std::fs::remove_file(&path);
     let listener = match UnixListener::bind(&path) {
         Ok(l) => l,
@@ -123,9 +146,14 @@ pub async fn serve_socket(path: PathBuf, shared: std::sync::Arc<Shared>, shutdow
 /// the spool directly.
 pub async fn request(spool_dir: &Path, request: &str) -> Result<Answer, String> {
     if let Ok(mut stream) = UnixStream::connect(socket_path(spool_dir)).await {
-        stream.write_all(format!("{request}\n").as_bytes()).await.map_err(|e| e.to_string())?;
+        stream
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         let mut out = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut out).await.map_err(|e| e.to_string())?;
+        tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut out)
+            .await
+            .map_err(|e| e.to_string())?;
         return serde_json::from_str(&out).map_err(|e| format!("bad answer from the server: {e}"));
     }
     let spool = Spool::open(spool_dir).map_err(|e| e.to_string())?;
@@ -145,7 +173,11 @@ pub fn format_list(items: &[Summary]) -> String {
             s.id,
             crate::config::format_duration(std::time::Duration::from_secs(s.age_secs)),
             s.sender,
-            if s.pending.is_empty() { "-".to_string() } else { s.pending.join(",") },
+            if s.pending.is_empty() {
+                "-".to_string()
+            } else {
+                s.pending.join(",")
+            },
             crate::config::format_duration(std::time::Duration::from_secs(s.next_try_in_secs)),
             s.last_error.as_deref().unwrap_or("-"),
         ));

@@ -47,13 +47,30 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     for (listener, spec) in bound {
-        tokio::spawn(smtp::run_listener(listener, spec, shared.clone(), shutdown.clone(), tracker.clone()));
+        tokio::spawn(smtp::run_listener(
+            listener,
+            spec,
+            shared.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
     }
-    tokio::spawn(crate::deliver::run_worker(shared.clone(), shutdown.clone(), tracker.clone()));
+    tokio::spawn(crate::deliver::run_worker(
+        shared.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+    ));
     tokio::spawn(sweep_memories(spool.clone(), shutdown.clone()));
-    tokio::spawn(crate::metrics::queue_gauges(spool.clone(), shutdown.clone()));
+    tokio::spawn(crate::metrics::queue_gauges(
+        spool.clone(),
+        shutdown.clone(),
+    ));
     let socket = crate::queue::socket_path(&shared.config().server.spool);
-    tokio::spawn(crate::queue::serve_socket(socket, shared.clone(), shutdown.clone()));
+    tokio::spawn(crate::queue::serve_socket(
+        socket,
+        shared.clone(),
+        shutdown.clone(),
+    ));
 
     loop {
         tokio::select! {
@@ -65,7 +82,10 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
     info!("stopping: no new connections, finishing transactions in flight");
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
         warn!("some sessions or deliveries did not finish in time; they resume at next start");
     }
     // Everything acknowledged was flushed before its 250; this makes the last delivery
@@ -82,7 +102,12 @@ fn reload(shared: &Shared, path: &std::path::Path) {
     match config::load(path) {
         Ok(new) => {
             let old = shared.config();
-            if new.listen.iter().map(|l| l.address).ne(old.listen.iter().map(|l| l.address)) {
+            if new
+                .listen
+                .iter()
+                .map(|l| l.address)
+                .ne(old.listen.iter().map(|l| l.address))
+            {
                 warn!("listener addresses changed: takes effect at the next restart");
             }
             shared.set_config(new);
@@ -115,7 +140,10 @@ async fn sweep_memories(spool: Spool, shutdown: CancellationToken) {
 fn raise_fd_limit() {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {

@@ -28,22 +28,45 @@ fn queue(relay: &Relay, args: &[&str]) -> (i32, String, String) {
 }
 
 fn config_with_admin() -> String {
-    base_config("").replace("[deliver]", "[admin]\nlisten = \"127.0.0.1:{port:admin}\"\n\n[deliver]")
+    base_config("").replace(
+        "[deliver]",
+        "[admin]\nlisten = \"127.0.0.1:{port:admin}\"\n\n[deliver]",
+    )
 }
 
 #[test]
 fn queue_commands_work_against_a_running_server() {
     // Upstreams are down: messages stay queued.
     let relay = Relay::start(&config_with_admin());
-    let msg = message("customer@shop.example", "alice@example.com", "q1@shop.example", "");
-    assert!(send_py(relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg).success);
-    assert!(wait_for(T, || relay.log().contains("deferred")), "{}", relay.log());
+    let msg = message(
+        "customer@shop.example",
+        "alice@example.com",
+        "q1@shop.example",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg
+        )
+        .success
+    );
+    assert!(
+        wait_for(T, || relay.log().contains("deferred")),
+        "{}",
+        relay.log()
+    );
 
     let (code, out, err) = queue(&relay, &["list"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("from customer@shop.example"), "{out}");
-    assert!(out.contains("alice@example.com") && out.contains("bob@example.com"), "{out}");
+    assert!(
+        out.contains("alice@example.com") && out.contains("bob@example.com"),
+        "{out}"
+    );
     assert!(out.contains("connect 127.0.0.1"), "last error shown: {out}");
     let id = out.split_whitespace().next().unwrap().to_string();
 
@@ -54,14 +77,19 @@ fn queue_commands_work_against_a_running_server() {
 
     let (code, show, _) = queue(&relay, &["show", &id]);
     assert_eq!(code, 0);
-    assert!(show.contains("customers-archive-bounces@example.com"), "{show}");
+    assert!(
+        show.contains("customers-archive-bounces@example.com"),
+        "{show}"
+    );
 
     // Bring the team upstream up and retry now instead of waiting.
     let team = Upstream::start(relay.port("upteam"), false);
     let (code, out, _) = queue(&relay, &["retry", &id]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(team.wait(2, T).len(), 2, "{}", relay.log());
-    assert!(wait_for(T, || queue(&relay, &["list"]).1.contains("queue is empty")));
+    assert!(wait_for(T, || queue(&relay, &["list"])
+        .1
+        .contains("queue is empty")));
 
     let (code, _, err) = queue(&relay, &["show", "NOSUCHID"]);
     assert_eq!(code, 1);
@@ -71,8 +99,21 @@ fn queue_commands_work_against_a_running_server() {
 #[test]
 fn queue_delete_works_without_a_server() {
     let mut relay = Relay::start(&base_config(""));
-    let msg = message("customer@shop.example", "alice@example.com", "q2@shop.example", "");
-    assert!(send_py(relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg).success);
+    let msg = message(
+        "customer@shop.example",
+        "alice@example.com",
+        "q2@shop.example",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg
+        )
+        .success
+    );
     assert_eq!(relay.terminate(), Some(0));
     let (code, out, err) = queue(&relay, &["list"]);
     assert_eq!(code, 0, "{err}");
@@ -86,7 +127,8 @@ fn queue_delete_works_without_a_server() {
 fn scrape(port: u16) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
@@ -106,19 +148,64 @@ fn metrics_count_what_was_sent() {
     let team = Upstream::start(relay.port("upteam"), false);
     let _outside = Upstream::start(relay.port("upout"), false);
     for i in 0..3 {
-        let msg = message("customer@shop.example", "alice@example.com", &format!("m{i}@shop.example"), "");
-        assert!(send_py(relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg).success);
+        let msg = message(
+            "customer@shop.example",
+            "alice@example.com",
+            &format!("m{i}@shop.example"),
+            "",
+        );
+        assert!(
+            send_py(
+                relay.port("mx"),
+                "customer@shop.example",
+                &["alice@example.com"],
+                &msg
+            )
+            .success
+        );
     }
-    let refused = send_py(relay.port("mx"), "spam@evil.example", &["victim@elsewhere.example"], b"Subject: x\r\n\r\nx\r\n");
+    let refused = send_py(
+        relay.port("mx"),
+        "spam@evil.example",
+        &["victim@elsewhere.example"],
+        b"Subject: x\r\n\r\nx\r\n",
+    );
     assert!(!refused.success);
     team.wait(6, T);
-    let ok = wait_for(T, || metric(&scrape(relay.port("admin")), "teamrelay_deliveries_total{route=\"team\",result=\"delivered\"}") >= 12.0);
+    let ok = wait_for(T, || {
+        metric(
+            &scrape(relay.port("admin")),
+            "teamrelay_deliveries_total{route=\"team\",result=\"delivered\"}",
+        ) >= 12.0
+    });
     let text = scrape(relay.port("admin"));
     assert!(ok, "{text}");
-    assert_eq!(metric(&text, "teamrelay_messages_accepted_total"), 3.0, "{text}");
-    assert_eq!(metric(&text, "teamrelay_archive_copies_total"), 9.0, "{text}");
-    assert_eq!(metric(&text, "teamrelay_messages_rejected_total{reason=\"relay_denied\"}"), 1.0, "{text}");
-    assert_eq!(metric(&text, "teamrelay_deliveries_total{route=\"team\",result=\"delivered\"}"), 12.0, "{text}");
+    assert_eq!(
+        metric(&text, "teamrelay_messages_accepted_total"),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "teamrelay_archive_copies_total"),
+        9.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "teamrelay_messages_rejected_total{reason=\"relay_denied\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "teamrelay_deliveries_total{route=\"team\",result=\"delivered\"}"
+        ),
+        12.0,
+        "{text}"
+    );
     assert!(text.contains("teamrelay_queue_depth"), "{text}");
     assert!(text.contains("teamrelay_connections_open"), "{text}");
 }

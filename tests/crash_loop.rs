@@ -19,14 +19,16 @@ const KILLS: usize = 50;
 
 /// Sends one message over a fresh connection; `true` only on a `250` to the end of DATA.
 fn send_one(port: u16, n: usize) -> bool {
-    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut w = match stream.try_clone() {
         Ok(w) => w,
         Err(_) => return false,
     };
     let mut r = BufReader::new(stream);
-    let mut reply = |r: &mut BufReader<TcpStream>| -> String {
+    let reply = |r: &mut BufReader<TcpStream>| -> String {
         let mut all = String::new();
         loop {
             let mut line = String::new();
@@ -98,7 +100,11 @@ fn fifty_kill_9_restarts_lose_no_acknowledged_message() {
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= KILLS, "the client got through between kills: {} acked", acked.len());
+    assert!(
+        acked.len() >= KILLS,
+        "the client got through between kills: {} acked",
+        acked.len()
+    );
 
     let id_of = |t: &Txn| -> Option<usize> {
         let text = t.text();
@@ -123,5 +129,9 @@ fn fifty_kill_9_restarts_lose_no_acknowledged_message() {
         counts.len(),
         missing.len()
     );
-    assert!(all_arrived && missing.is_empty(), "lost acknowledged messages: {missing:?}\n{}", relay.log());
+    assert!(
+        all_arrived && missing.is_empty(),
+        "lost acknowledged messages: {missing:?}\n{}",
+        relay.log()
+    );
 }

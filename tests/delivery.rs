@@ -192,7 +192,10 @@ fn tls_route(url: &str, auth: &str) -> (Relay, tempfile::TempDir) {
     make_certs(certs.path());
     std::fs::write(certs.path().join("team.pass"), "hunter2\n").unwrap();
     let auth = auth.replace("{certs}", certs.path().to_str().unwrap());
-    let config = with_team_url(url, "1h").replace("retry = [\"1s\"]", &format!("retry = [\"1s\"]\nteam_auth = {auth}"));
+    let config = with_team_url(url, "1h").replace(
+        "retry = [\"1s\"]",
+        &format!("retry = [\"1s\"]\nteam_auth = {auth}"),
+    );
     (Relay::start(&config), certs)
 }
 
@@ -202,22 +205,64 @@ fn smtp_starttls_route_verifies_the_certificate_and_authenticates() {
         "smtp+starttls://localhost:{port:upteam}",
         r#"{ username = "relay@example.com", password_file = "{certs}/team.pass", ca_file = "{certs}/ca.pem" }"#,
     );
-    let team = Upstream::start_tls(relay.port("upteam"), false, UpTls::StartTls(server_tls(certs.path())), true);
-    let msg = message("alice@example.com", "bob@example.com", "tls1@example.com", "");
-    assert!(send_py(relay.port("mx"), "alice@example.com", &["bob@example.com"], &msg).success);
+    let team = Upstream::start_tls(
+        relay.port("upteam"),
+        false,
+        UpTls::StartTls(server_tls(certs.path())),
+        true,
+    );
+    let msg = message(
+        "alice@example.com",
+        "bob@example.com",
+        "tls1@example.com",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "alice@example.com",
+            &["bob@example.com"],
+            &msg
+        )
+        .success
+    );
     let txns = team.wait(1, T);
     assert_eq!(txns.len(), 1, "{}", relay.log());
     assert!(txns[0].tls, "delivered over TLS");
     assert_eq!(txns[0].auth.as_deref(), Some("relay@example.com:hunter2"));
-    assert!(!relay.log().contains("hunter2"), "the secret never reaches the log");
+    assert!(
+        !relay.log().contains("hunter2"),
+        "the secret never reaches the log"
+    );
 }
 
 #[test]
 fn smtps_route_delivers_over_implicit_tls() {
-    let (relay, certs) = tls_route("smtps://localhost:{port:upteam}", r#"{ ca_file = "{certs}/ca.pem" }"#);
-    let team = Upstream::start_tls(relay.port("upteam"), false, UpTls::Implicit(server_tls(certs.path())), false);
-    let msg = message("alice@example.com", "bob@example.com", "tls2@example.com", "");
-    assert!(send_py(relay.port("mx"), "alice@example.com", &["bob@example.com"], &msg).success);
+    let (relay, certs) = tls_route(
+        "smtps://localhost:{port:upteam}",
+        r#"{ ca_file = "{certs}/ca.pem" }"#,
+    );
+    let team = Upstream::start_tls(
+        relay.port("upteam"),
+        false,
+        UpTls::Implicit(server_tls(certs.path())),
+        false,
+    );
+    let msg = message(
+        "alice@example.com",
+        "bob@example.com",
+        "tls2@example.com",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "alice@example.com",
+            &["bob@example.com"],
+            &msg
+        )
+        .success
+    );
     let txns = team.wait(1, T);
     assert_eq!(txns.len(), 1, "{}", relay.log());
     assert!(txns[0].tls);
@@ -228,9 +273,28 @@ fn required_tls_is_never_skipped() {
     // smtp+starttls:// to a server that does not offer STARTTLS: deferred, not sent in clear.
     let (relay, _certs) = tls_route("smtp+starttls://localhost:{port:upteam}", "{}");
     let team = Upstream::start(relay.port("upteam"), false);
-    let msg = message("alice@example.com", "bob@example.com", "tls3@example.com", "");
-    assert!(send_py(relay.port("mx"), "alice@example.com", &["bob@example.com"], &msg).success);
-    assert!(wait_for(T, || relay.log().contains("STARTTLS required but not offered")), "{}", relay.log());
+    let msg = message(
+        "alice@example.com",
+        "bob@example.com",
+        "tls3@example.com",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "alice@example.com",
+            &["bob@example.com"],
+            &msg
+        )
+        .success
+    );
+    assert!(
+        wait_for(T, || relay
+            .log()
+            .contains("STARTTLS required but not offered")),
+        "{}",
+        relay.log()
+    );
     assert!(team.txns().is_empty());
 }
 
@@ -238,10 +302,32 @@ fn required_tls_is_never_skipped() {
 fn untrusted_certificate_on_a_verified_route_is_a_temporary_failure() {
     // smtps:// verified against the system roots, which do not know the test CA.
     let (relay, certs) = tls_route("smtps://localhost:{port:upteam}", "{}");
-    let team = Upstream::start_tls(relay.port("upteam"), false, UpTls::Implicit(server_tls(certs.path())), false);
-    let msg = message("alice@example.com", "bob@example.com", "tls4@example.com", "");
-    assert!(send_py(relay.port("mx"), "alice@example.com", &["bob@example.com"], &msg).success);
-    assert!(wait_for(T, || relay.log().contains("deferred")), "{}", relay.log());
+    let team = Upstream::start_tls(
+        relay.port("upteam"),
+        false,
+        UpTls::Implicit(server_tls(certs.path())),
+        false,
+    );
+    let msg = message(
+        "alice@example.com",
+        "bob@example.com",
+        "tls4@example.com",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "alice@example.com",
+            &["bob@example.com"],
+            &msg
+        )
+        .success
+    );
+    assert!(
+        wait_for(T, || relay.log().contains("deferred")),
+        "{}",
+        relay.log()
+    );
     assert!(team.txns().is_empty());
     assert!(!relay.log().contains("bounced"));
 }
@@ -249,9 +335,27 @@ fn untrusted_certificate_on_a_verified_route_is_a_temporary_failure() {
 #[test]
 fn plain_smtp_route_uses_starttls_when_offered_without_checking_the_certificate() {
     let (relay, certs) = tls_route("smtp://localhost:{port:upteam}", "{}");
-    let team = Upstream::start_tls(relay.port("upteam"), false, UpTls::StartTls(server_tls(certs.path())), false);
-    let msg = message("alice@example.com", "bob@example.com", "tls5@example.com", "");
-    assert!(send_py(relay.port("mx"), "alice@example.com", &["bob@example.com"], &msg).success);
+    let team = Upstream::start_tls(
+        relay.port("upteam"),
+        false,
+        UpTls::StartTls(server_tls(certs.path())),
+        false,
+    );
+    let msg = message(
+        "alice@example.com",
+        "bob@example.com",
+        "tls5@example.com",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "alice@example.com",
+            &["bob@example.com"],
+            &msg
+        )
+        .success
+    );
     let txns = team.wait(1, T);
     assert_eq!(txns.len(), 1, "{}", relay.log());
     assert!(txns[0].tls, "opportunistic STARTTLS was used");

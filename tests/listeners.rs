@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -20,7 +19,12 @@ fn passwd(password: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_string()
@@ -75,7 +79,10 @@ fn python(relay: &Relay, port: u16, body: &str) -> String {
         "import smtplib, ssl, socket, sys, base64\nport = {port}\nca = {ca:?}\nctx = ssl.create_default_context(cafile=ca)\nmsg = b'From: alice@example.com\\r\\nTo: customer@shop.example\\r\\nSubject: tls\\r\\nMessage-ID: <tls@example.com>\\r\\n\\r\\nhello\\r\\n'\n{body}",
         ca = relay.dir.path().join("ca.pem").display().to_string()
     );
-    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
 
@@ -95,11 +102,18 @@ fn submission_with_starttls_and_auth_delivers_outbound_with_archive_copies() {
          print(s.sendmail('alice@example.com', ['customer@shop.example'], msg))\n\
          s.quit()",
     );
-    assert!(out.contains("before True") && out.contains("after False True") && out.contains("{}"), "{out}");
+    assert!(
+        out.contains("before True") && out.contains("after False True") && out.contains("{}"),
+        "{out}"
+    );
     assert_eq!(outside.wait(1, T)[0].rcpts, ["customer@shop.example"]);
     let copies = team.wait(1, T);
     assert!(copies[0].text().contains("X-Teamrelay-Direction: outbound"));
-    assert!(copies[0].text().contains("with ESMTP"), "{}", copies[0].text());
+    assert!(
+        copies[0].text().contains("with ESMTP"),
+        "{}",
+        copies[0].text()
+    );
 }
 
 #[test]
@@ -123,25 +137,41 @@ fn auth_failures_have_their_codes() {
     let mut c = Client::connect(relay.port("submission"));
     c.read_reply();
     let ehlo = c.cmd("EHLO client.test");
-    assert!(ehlo.contains("STARTTLS") && ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
-    assert!(c.cmd("MAIL FROM:<alice@example.com>").starts_with("530 5.7.0"));
+    assert!(
+        ehlo.contains("STARTTLS") && ehlo.contains("AUTH PLAIN LOGIN"),
+        "{ehlo}"
+    );
+    assert!(c
+        .cmd("MAIL FROM:<alice@example.com>")
+        .starts_with("530 5.7.0"));
     // PLAIN with a wrong password: \0alice\0wrong
     let started = std::time::Instant::now();
-    assert!(c.cmd("AUTH PLAIN AGFsaWNlAHdyb25n").starts_with("535 5.7.8"));
-    assert!(started.elapsed() >= Duration::from_millis(900), "failed AUTH is delayed");
+    assert!(c
+        .cmd("AUTH PLAIN AGFsaWNlAHdyb25n")
+        .starts_with("535 5.7.8"));
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "failed AUTH is delayed"
+    );
     // LOGIN with the right password.
     assert!(c.cmd("AUTH LOGIN").starts_with("334 VXNlcm5hbWU6"));
     assert!(c.cmd("YWxpY2U=").starts_with("334 UGFzc3dvcmQ6"));
     assert!(c.cmd("czNjcmV0IHBhc3M=").starts_with("235 2.7.0"));
-    assert!(c.cmd("MAIL FROM:<bob@example.com>").starts_with("553 5.7.1"));
+    assert!(c
+        .cmd("MAIL FROM:<bob@example.com>")
+        .starts_with("553 5.7.1"));
     assert!(c.cmd("MAIL FROM:<alice@example.com>").starts_with("250"));
-    assert!(c.cmd("RCPT TO:<anyone@anywhere.example>").starts_with("250"));
+    assert!(c
+        .cmd("RCPT TO:<anyone@anywhere.example>")
+        .starts_with("250"));
     c.cmd("QUIT");
     // Unknown user: same answer as a wrong password.
     let mut c = Client::connect(relay.port("submission"));
     c.read_reply();
     c.cmd("EHLO client.test");
-    assert!(c.cmd("AUTH PLAIN AG1hbGxvcnkAczNjcmV0IHBhc3M=").starts_with("535 5.7.8"));
+    assert!(c
+        .cmd("AUTH PLAIN AG1hbGxvcnkAczNjcmV0IHBhc3M=")
+        .starts_with("535 5.7.8"));
     assert!(outside.txns().is_empty());
 }
 
@@ -168,7 +198,9 @@ fn commands_pipelined_after_starttls_are_discarded() {
     // Neither the injected AUTH nor the injected MAIL took effect.
     assert!(out.contains("rcpt b'503 5.5.1"), "{out}");
     assert!(out.contains("mail b'530 5.7.0"), "{out}");
-    assert!(relay.log().contains("discarding commands pipelined after STARTTLS"));
+    assert!(relay
+        .log()
+        .contains("discarding commands pipelined after STARTTLS"));
     assert!(outside.txns().is_empty());
 }
 
@@ -179,16 +211,26 @@ fn lmtp_listener_replies_once_per_recipient() {
     assert!(c.read_reply().starts_with("220"));
     assert!(c.cmd("EHLO x").starts_with("503"), "LMTP wants LHLO");
     assert!(c.cmd("LHLO postfix.local").starts_with("250-relay.test"));
-    assert!(c.cmd("MAIL FROM:<customer@shop.example>").starts_with("250"));
+    assert!(c
+        .cmd("MAIL FROM:<customer@shop.example>")
+        .starts_with("250"));
     assert!(c.cmd("RCPT TO:<alice@example.com>").starts_with("250"));
     assert!(c.cmd("RCPT TO:<bob@example.com>").starts_with("250"));
     assert!(c.cmd("DATA").starts_with("354"));
-    c.send(&message("customer@shop.example", "alice@example.com, bob@example.com", "lmtpin@shop.example", ""));
+    c.send(&message(
+        "customer@shop.example",
+        "alice@example.com, bob@example.com",
+        "lmtpin@shop.example",
+        "",
+    ));
     c.send(b".\r\n");
     assert!(c.read_reply().starts_with("250 2.0.0"));
     assert!(c.read_reply().starts_with("250 2.0.0"));
     let txns = team.wait(2, T);
-    assert!(txns.iter().any(|t| t.text().contains("with LMTP")), "{txns:?}");
+    assert!(
+        txns.iter().any(|t| t.text().contains("with LMTP")),
+        "{txns:?}"
+    );
 }
 
 #[test]
@@ -208,7 +250,13 @@ fn bdat_chunks_are_accepted_and_bare_line_endings_refused() {
     c.send(part2);
     assert!(c.read_reply().starts_with("250 2.0.0 OK queued"));
     let txns = team.wait(1, T);
-    assert!(txns[0].text().ends_with("Subject: chunks\r\n\r\n.not stuffed\r\n"), "{}", txns[0].text());
+    assert!(
+        txns[0]
+            .text()
+            .ends_with("Subject: chunks\r\n\r\n.not stuffed\r\n"),
+        "{}",
+        txns[0].text()
+    );
     // A bare LF inside a chunk, and a CR at a chunk's end followed by no LF.
     for (a, b) in [(&b"x\ny\r\n"[..], &b""[..]), (&b"x\r"[..], &b"y\r\n"[..])] {
         assert!(c.cmd("MAIL FROM:<alice@example.com>").starts_with("250"));
@@ -226,7 +274,10 @@ fn bdat_chunks_are_accepted_and_bare_line_endings_refused() {
 
 #[test]
 fn connections_past_the_per_ip_limit_get_421() {
-    let config = base_config("").replace("idle_timeout = \"5s\"", "idle_timeout = \"5s\"\nmax_connections_per_ip = 3");
+    let config = base_config("").replace(
+        "idle_timeout = \"5s\"",
+        "idle_timeout = \"5s\"\nmax_connections_per_ip = 3",
+    );
     let relay = Relay::start(&config);
     // Let the start-up probe connections end first.
     std::thread::sleep(Duration::from_millis(500));
@@ -254,7 +305,11 @@ fn sighup_reloads_a_good_file_and_keeps_the_old_one_on_a_bad_file() {
     let with_support = format!("{original}\n[[list]]\naddress = \"support@example.com\"\nmembers = [\"carol@example.com\"]\n");
     std::fs::write(&relay.config, &with_support).unwrap();
     relay.signal("HUP");
-    assert!(wait_for(T, || relay.log().contains("configuration reloaded")), "{}", relay.log());
+    assert!(
+        wait_for(T, || relay.log().contains("configuration reloaded")),
+        "{}",
+        relay.log()
+    );
     // The connected client still works, and the new list is known.
     assert!(c.cmd("MAIL FROM:<alice@example.com>").starts_with("250"));
     assert!(c.cmd("RCPT TO:<support@example.com>").starts_with("250"));
@@ -267,7 +322,11 @@ fn sighup_reloads_a_good_file_and_keeps_the_old_one_on_a_bad_file() {
     // A bad file is refused and the running config stays.
     std::fs::write(&relay.config, format!("{with_support}\nbogus_key = 1\n")).unwrap();
     relay.signal("HUP");
-    assert!(wait_for(T, || relay.log().contains("reload refused")), "{}", relay.log());
+    assert!(
+        wait_for(T, || relay.log().contains("reload refused")),
+        "{}",
+        relay.log()
+    );
     assert!(c.cmd("MAIL FROM:<alice@example.com>").starts_with("250"));
     assert!(c.cmd("RCPT TO:<support@example.com>").starts_with("250"));
 }
@@ -278,7 +337,9 @@ fn sigterm_during_a_transaction_loses_nothing_acknowledged() {
     let mut c = Client::connect(relay.port("mx"));
     c.read_reply();
     c.cmd("EHLO x");
-    assert!(c.cmd("MAIL FROM:<customer@shop.example>").starts_with("250"));
+    assert!(c
+        .cmd("MAIL FROM:<customer@shop.example>")
+        .starts_with("250"));
     assert!(c.cmd("RCPT TO:<alice@example.com>").starts_with("250"));
     assert!(c.cmd("DATA").starts_with("354"));
     c.send(b"Subject: in flight\r\nMessage-ID: <term@shop.example>\r\n\r\nfirst half\r\n");
@@ -286,7 +347,10 @@ fn sigterm_during_a_transaction_loses_nothing_acknowledged() {
     std::thread::sleep(Duration::from_millis(300));
     c.send(b"second half\r\n.\r\n");
     let reply = c.read_reply();
-    assert!(reply.starts_with("250") || reply.starts_with("4"), "{reply}");
+    assert!(
+        reply.starts_with("250") || reply.starts_with("4"),
+        "{reply}"
+    );
     let code = relay.terminate();
     assert_eq!(code, Some(0), "{}", relay.log());
     // Whatever was acknowledged is delivered after a restart.
@@ -294,7 +358,10 @@ fn sigterm_during_a_transaction_loses_nothing_acknowledged() {
     relay.spawn();
     if reply.starts_with("250") {
         let txns = team.wait(2, T);
-        let original = txns.iter().find(|t| t.rcpts == ["alice@example.com"]).expect("delivered after restart");
+        let original = txns
+            .iter()
+            .find(|t| t.rcpts == ["alice@example.com"])
+            .expect("delivered after restart");
         assert!(original.text().contains("first half\r\nsecond half\r\n"));
     }
 }

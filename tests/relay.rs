@@ -423,10 +423,7 @@ fn pipelined_commands_get_replies_in_order() {
     ))
     .unwrap();
     c.send(
-        format!(
-            "MAIL FROM:<customer@shop.example>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<nobody@elsewhere.example>\r\nDATA\r\n"
-        )
-        .as_bytes(),
+        b"MAIL FROM:<customer@shop.example>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<nobody@elsewhere.example>\r\nDATA\r\n",
     );
     assert!(c.read_reply().starts_with("250 2.1.0"));
     assert!(c.read_reply().starts_with("250 2.1.5"));

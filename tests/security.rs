@@ -61,7 +61,9 @@ fn open_relay_table() {
             c.cmd("EHLO attacker.example");
         }
         c.cmd("RSET");
-        assert!(c.cmd("MAIL FROM:<attacker@evil.example>").starts_with("250"));
+        assert!(c
+            .cmd("MAIL FROM:<attacker@evil.example>")
+            .starts_with("250"));
         let reply = c.cmd(&format!("RCPT TO:<{trick}>"));
         assert!(reply.starts_with('5'), "{trick:?} got {reply:?}");
         if reply.starts_with("250") {
@@ -71,7 +73,15 @@ fn open_relay_table() {
     assert!(accepted.is_empty(), "{accepted:?}");
     // And the one trick that is a valid team address goes only to the team route.
     let msg = b"Subject: x\r\n\r\nx\r\n";
-    assert!(send_py(relay.port("mx"), "attacker@evil.example", &["postmaster"], msg).success);
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "attacker@evil.example",
+            &["postmaster"],
+            msg
+        )
+        .success
+    );
     team.wait(1, T);
     std::thread::sleep(Duration::from_millis(300));
     assert!(outside.txns().is_empty(), "{:?}", outside.txns());
@@ -82,13 +92,25 @@ fn open_relay_table() {
 #[test]
 fn smuggling_vectors_in_data_and_bdat() {
     let (relay, team, _outside) = setup();
-    let fakes = ["\n.\n", "\n.\r\n", "\r.\r", "\r\n.\n", "\r.\r\n", "\n.\r", "\r\n.\r", ".\n", "\r\r\n.\r\r\n"];
+    let fakes = [
+        "\n.\n",
+        "\n.\r\n",
+        "\r.\r",
+        "\r\n.\n",
+        "\r.\r\n",
+        "\n.\r",
+        "\r\n.\r",
+        ".\n",
+        "\r\r\n.\r\r\n",
+    ];
     for fake in fakes {
         for bdat in [false, true] {
             let mut c = Client::connect(relay.port("mx"));
             c.read_reply();
             c.cmd("EHLO client.test");
-            assert!(c.cmd("MAIL FROM:<customer@shop.example>").starts_with("250"));
+            assert!(c
+                .cmd("MAIL FROM:<customer@shop.example>")
+                .starts_with("250"));
             assert!(c.cmd("RCPT TO:<alice@example.com>").starts_with("250"));
             let body = format!(
                 "Subject: a\r\n\r\nx{fake}MAIL FROM:<customer@shop.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nz\r\n"
@@ -102,8 +124,14 @@ fn smuggling_vectors_in_data_and_bdat() {
                 c.send(format!("{body}.\r\n").as_bytes());
                 c.read_reply()
             };
-            assert!(reply.starts_with("550 5.5.2"), "{fake:?} bdat={bdat}: {reply}");
-            assert!(c.cmd("NOOP").starts_with("250"), "{fake:?}: one reply only, session in sync");
+            assert!(
+                reply.starts_with("550 5.5.2"),
+                "{fake:?} bdat={bdat}: {reply}"
+            );
+            assert!(
+                c.cmd("NOOP").starts_with("250"),
+                "{fake:?}: one reply only, session in sync"
+            );
         }
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -119,8 +147,12 @@ fn commands_pipelined_before_the_greeting_are_discarded() {
     assert!(c.read_reply().starts_with("220"));
     assert!(c.read_reply().starts_with("250-relay.test"));
     // Nothing else was answered: the rest was dropped.
-    assert!(c.cmd("RCPT TO:<alice@example.com>").starts_with("503 5.5.1"));
-    assert!(relay.log().contains("discarding commands pipelined behind HELO/EHLO"));
+    assert!(c
+        .cmd("RCPT TO:<alice@example.com>")
+        .starts_with("503 5.5.1"));
+    assert!(relay
+        .log()
+        .contains("discarding commands pipelined behind HELO/EHLO"));
     std::thread::sleep(Duration::from_millis(300));
     assert!(team.txns().is_empty());
 }
@@ -147,8 +179,21 @@ fn slowloris_is_timed_out_and_others_are_served() {
     assert!(reply.starts_with("421 4.4.2"), "{reply:?}");
     trickle.join().unwrap();
     // Meanwhile a normal client is served.
-    let msg = message("customer@shop.example", "alice@example.com", "slow1@shop.example", "");
-    assert!(send_py(relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg).success);
+    let msg = message(
+        "customer@shop.example",
+        "alice@example.com",
+        "slow1@shop.example",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg
+        )
+        .success
+    );
     assert_eq!(team.wait(2, T).len(), 2);
 }
 
@@ -172,15 +217,33 @@ print(greeted, refused)
 "#,
         port = relay.port("mx")
     );
-    let out = std::process::Command::new("python3").args(["-c", &script]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let nums: Vec<usize> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let nums: Vec<usize> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
     assert_eq!(nums.len(), 2, "{text}");
     assert_eq!(nums[0], 100, "the default per-address limit is 100: {text}");
     assert_eq!(nums[1], 900, "{text}");
     // Once they are gone, service resumes.
-    let msg = message("customer@shop.example", "alice@example.com", "k1@shop.example", "");
-    assert!(wait_for(T, || send_py(relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg).success));
+    let msg = message(
+        "customer@shop.example",
+        "alice@example.com",
+        "k1@shop.example",
+        "",
+    );
+    assert!(wait_for(T, || send_py(
+        relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg
+    )
+    .success));
     assert!(team.wait(2, T).len() >= 2);
 }
 
@@ -190,7 +253,9 @@ fn a_100_mib_message_is_refused_and_the_relay_keeps_serving() {
     let mut c = Client::connect(relay.port("mx"));
     c.read_reply();
     c.cmd("EHLO big.example");
-    assert!(c.cmd("MAIL FROM:<customer@shop.example>").starts_with("250"));
+    assert!(c
+        .cmd("MAIL FROM:<customer@shop.example>")
+        .starts_with("250"));
     assert!(c.cmd("RCPT TO:<alice@example.com>").starts_with("250"));
     assert!(c.cmd("DATA").starts_with("354"));
     let line = format!("{}\r\n", "x".repeat(1022));
@@ -200,44 +265,118 @@ fn a_100_mib_message_is_refused_and_the_relay_keeps_serving() {
     }
     c.send(b".\r\n");
     assert!(c.read_reply().starts_with("552 5.3.4"));
-    let msg = message("customer@shop.example", "alice@example.com", "big2@shop.example", "");
-    assert!(send_py(relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg).success);
+    let msg = message(
+        "customer@shop.example",
+        "alice@example.com",
+        "big2@shop.example",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg
+        )
+        .success
+    );
     assert_eq!(team.wait(2, T).len(), 2);
 }
+
+/// Breaks the fake upstream in one way.
+type Fault = Box<dyn Fn(&mut Script)>;
 
 /// Upstream faults: each gives a retry (and eventual delivery) or a DSN, never a loss,
 /// never a second copy to a recipient already accepted.
 #[test]
 fn upstream_faults_are_retried_or_bounced() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Script)>, bool)> = vec![
-        ("421 at greeting", Box::new(|s: &mut Script| s.greeting = Some("421 4.3.2 busy".into())), true),
-        ("451 at MAIL", Box::new(|s: &mut Script| s.mail_reply = Some("451 4.3.0 later".into())), true),
-        ("553 at MAIL", Box::new(|s: &mut Script| s.mail_reply = Some("553 5.7.1 sender refused".into())), false),
-        ("450 at RCPT", Box::new(|s: &mut Script| {
-            s.rcpt_reply.insert("bob@example.com".into(), "450 4.2.1 later".into());
-        }), true),
-        ("554 after DATA", Box::new(|s: &mut Script| s.data_reply = Some(("554 5.6.0 content refused".into(), 1))), false),
-        ("dropped mid-DATA", Box::new(|s: &mut Script| s.drop_in_data = 1), true),
+    let cases: Vec<(&str, Fault, bool)> = vec![
+        (
+            "421 at greeting",
+            Box::new(|s: &mut Script| s.greeting = Some("421 4.3.2 busy".into())),
+            true,
+        ),
+        (
+            "451 at MAIL",
+            Box::new(|s: &mut Script| s.mail_reply = Some("451 4.3.0 later".into())),
+            true,
+        ),
+        (
+            "553 at MAIL",
+            Box::new(|s: &mut Script| s.mail_reply = Some("553 5.7.1 sender refused".into())),
+            false,
+        ),
+        (
+            "450 at RCPT",
+            Box::new(|s: &mut Script| {
+                s.rcpt_reply
+                    .insert("bob@example.com".into(), "450 4.2.1 later".into());
+            }),
+            true,
+        ),
+        (
+            "554 after DATA",
+            Box::new(|s: &mut Script| s.data_reply = Some(("554 5.6.0 content refused".into(), 1))),
+            false,
+        ),
+        (
+            "dropped mid-DATA",
+            Box::new(|s: &mut Script| s.drop_in_data = 1),
+            true,
+        ),
     ];
     for (name, fault, temporary) in cases {
         let relay = Relay::start(&base_config(""));
         let team = Upstream::start(relay.port("upteam"), false);
         let outside = Upstream::start(relay.port("upout"), false);
         fault(&mut team.script.lock().unwrap());
-        let msg = message("customer@shop.example", "bob@example.com", "fault@shop.example", "");
-        assert!(send_py(relay.port("mx"), "customer@shop.example", &["bob@example.com"], &msg).success, "{name}");
+        let msg = message(
+            "customer@shop.example",
+            "bob@example.com",
+            "fault@shop.example",
+            "",
+        );
+        assert!(
+            send_py(
+                relay.port("mx"),
+                "customer@shop.example",
+                &["bob@example.com"],
+                &msg
+            )
+            .success,
+            "{name}"
+        );
         if temporary {
-            assert!(wait_for(T, || relay.log().contains("deferred")), "{name}: {}", relay.log());
+            assert!(
+                wait_for(T, || relay.log().contains("deferred")),
+                "{name}: {}",
+                relay.log()
+            );
             *team.script.lock().unwrap() = Script::default();
             let got = team.wait(2, Duration::from_secs(30));
-            let bob: Vec<_> = got.iter().filter(|t| t.rcpts.contains(&"bob@example.com".to_string())).collect();
-            assert_eq!(bob.len(), 1, "{name}: bob gets the original exactly once: {got:?}");
-            assert!(outside.txns().is_empty(), "{name}: no DSN for a temporary failure");
+            let bob: Vec<_> = got
+                .iter()
+                .filter(|t| t.rcpts.contains(&"bob@example.com".to_string()))
+                .collect();
+            assert_eq!(
+                bob.len(),
+                1,
+                "{name}: bob gets the original exactly once: {got:?}"
+            );
+            assert!(
+                outside.txns().is_empty(),
+                "{name}: no DSN for a temporary failure"
+            );
         } else {
             let dsn = outside.wait(1, T);
             assert_eq!(dsn.len(), 1, "{name}: {}", relay.log());
             assert_eq!(dsn[0].rcpts, ["customer@shop.example"], "{name}");
-            assert!(dsn[0].text().contains("Final-Recipient: rfc822; bob@example.com"), "{name}");
+            assert!(
+                dsn[0]
+                    .text()
+                    .contains("Final-Recipient: rfc822; bob@example.com"),
+                "{name}"
+            );
         }
     }
 }
@@ -248,9 +387,26 @@ fn a_stalled_upstream_times_out_and_is_retried() {
     let relay = Relay::start(&config);
     let team = Upstream::start(relay.port("upteam"), false);
     team.script.lock().unwrap().stall_after_data = true;
-    let msg = message("alice@example.com", "bob@example.com", "stall@example.com", "");
-    assert!(send_py(relay.port("mx"), "alice@example.com", &["bob@example.com"], &msg).success);
-    assert!(wait_for(T, || relay.log().contains("no reply")), "{}", relay.log());
+    let msg = message(
+        "alice@example.com",
+        "bob@example.com",
+        "stall@example.com",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "alice@example.com",
+            &["bob@example.com"],
+            &msg
+        )
+        .success
+    );
+    assert!(
+        wait_for(T, || relay.log().contains("no reply")),
+        "{}",
+        relay.log()
+    );
     team.script.lock().unwrap().stall_after_data = false;
     assert_eq!(team.wait(1, T).len(), 1, "{}", relay.log());
 }
@@ -262,22 +418,41 @@ fn lmtp_partial_answers_retry_452_and_bounce_550() {
     let team = Upstream::start(relay.port("upteam"), true);
     {
         let mut s = team.script.lock().unwrap();
-        s.lmtp_reply.insert("bob@example.com".into(), "452 4.2.2 over quota".into());
-        s.lmtp_reply.insert("carol@example.com".into(), "550 5.1.1 no such user".into());
+        s.lmtp_reply
+            .insert("bob@example.com".into(), "452 4.2.2 over quota".into());
+        s.lmtp_reply
+            .insert("carol@example.com".into(), "550 5.1.1 no such user".into());
     }
-    let msg = message("alice@example.com", "bob@example.com, carol@example.com, dan@example.com", "lmtp2@example.com", "");
+    let msg = message(
+        "alice@example.com",
+        "bob@example.com, carol@example.com, dan@example.com",
+        "lmtp2@example.com",
+        "",
+    );
     let to = ["bob@example.com", "carol@example.com", "dan@example.com"];
     assert!(send_py(relay.port("mx"), "alice@example.com", &to, &msg).success);
     assert_eq!(team.wait(1, T)[0].rcpts, ["dan@example.com"]);
     assert!(wait_for(T, || relay.log().contains("deferred")));
-    team.script.lock().unwrap().lmtp_reply.remove("bob@example.com");
+    team.script
+        .lock()
+        .unwrap()
+        .lmtp_reply
+        .remove("bob@example.com");
     // bob on retry; the DSN for carol to alice.
     let got = team.wait(3, Duration::from_secs(30));
-    let count = |who: &str| got.iter().filter(|t| t.rcpts.contains(&who.to_string())).count();
+    let count = |who: &str| {
+        got.iter()
+            .filter(|t| t.rcpts.contains(&who.to_string()))
+            .count()
+    };
     assert_eq!(count("dan@example.com"), 1, "{got:?}");
     assert_eq!(count("bob@example.com"), 1, "{got:?}");
     let dsn = got.iter().find(|t| t.mail_from.is_empty()).expect("DSN");
-    assert!(dsn.text().contains("Final-Recipient: rfc822; carol@example.com"));
-    assert!(!dsn.text().contains("Final-Recipient: rfc822; bob@example.com"));
+    assert!(dsn
+        .text()
+        .contains("Final-Recipient: rfc822; carol@example.com"));
+    assert!(!dsn
+        .text()
+        .contains("Final-Recipient: rfc822; bob@example.com"));
     let _ = TcpStream::connect(("127.0.0.1", relay.port("mx")));
 }

@@ -6,6 +6,8 @@ mod duration;
 mod raw;
 mod summary;
 mod target;
+#[cfg(test)]
+mod tests;
 mod tls;
 mod validate;
 

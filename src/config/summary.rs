@@ -22,13 +22,22 @@ pub fn summary(config: &Config) -> String {
         );
     }
     if !config.team.never_archive.is_empty() {
-        let n: Vec<String> = config.team.never_archive.iter().map(|p| p.to_string()).collect();
+        let n: Vec<String> = config
+            .team
+            .never_archive
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         let _ = writeln!(out, "Never archived: {}", n.join(", "));
     }
     let _ = writeln!(
         out,
         "Auto-replies and newsletters: {}",
-        if config.team.archive_bulk { "archived" } else { "not archived" }
+        if config.team.archive_bulk {
+            "archived"
+        } else {
+            "not archived"
+        }
     );
     let _ = writeln!(out);
     let _ = writeln!(out, "Listeners:");
@@ -52,7 +61,12 @@ pub fn summary(config: &Config) -> String {
     let _ = writeln!(out, "Delivery:");
     let _ = writeln!(out, "  team mail    → {}", config.deliver.team);
     let _ = writeln!(out, "  outside mail → {}", config.deliver.outside);
-    let retry: Vec<String> = config.deliver.retry.iter().map(|d| format_duration(*d)).collect();
+    let retry: Vec<String> = config
+        .deliver
+        .retry
+        .iter()
+        .map(|d| format_duration(*d))
+        .collect();
     let _ = writeln!(
         out,
         "  retry after {}; bounce after {}",
@@ -63,7 +77,10 @@ pub fn summary(config: &Config) -> String {
         let _ = writeln!(out);
         let _ = writeln!(out, "{title}");
         for l in config.lists.iter().filter(|l| l.is_archive() == archive) {
-            let m: Vec<String> = members(config, &l.address).iter().map(|a| a.to_string()).collect();
+            let m: Vec<String> = members(config, &l.address)
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
             let _ = writeln!(out, "  {} → {}", l.address, m.join(", "));
             if archive {
                 let of: Vec<String> = l.archive_of.iter().map(|p| p.to_string()).collect();

@@ -21,7 +21,11 @@ pub enum TargetTls {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// SMTP to `host:port`.
-    Smtp { host: String, port: u16, tls: TargetTls },
+    Smtp {
+        host: String,
+        port: u16,
+        tls: TargetTls,
+    },
     /// LMTP over TCP.
     Lmtp { host: String, port: u16 },
     /// LMTP over a Unix socket.
@@ -163,22 +167,43 @@ mod tests {
         let cases = [
             (
                 "smtp://127.0.0.1:2600",
-                Target::Smtp { host: "127.0.0.1".into(), port: 2600, tls: TargetTls::Opportunistic },
+                Target::Smtp {
+                    host: "127.0.0.1".into(),
+                    port: 2600,
+                    tls: TargetTls::Opportunistic,
+                },
             ),
             (
                 "smtp+starttls://smtp.example.com:587",
-                Target::Smtp { host: "smtp.example.com".into(), port: 587, tls: TargetTls::StartTls },
+                Target::Smtp {
+                    host: "smtp.example.com".into(),
+                    port: 587,
+                    tls: TargetTls::StartTls,
+                },
             ),
             (
                 "smtps://[::1]:465",
-                Target::Smtp { host: "::1".into(), port: 465, tls: TargetTls::Implicit },
+                Target::Smtp {
+                    host: "::1".into(),
+                    port: 465,
+                    tls: TargetTls::Implicit,
+                },
             ),
-            ("lmtp://127.0.0.1:24", Target::Lmtp { host: "127.0.0.1".into(), port: 24 }),
+            (
+                "lmtp://127.0.0.1:24",
+                Target::Lmtp {
+                    host: "127.0.0.1".into(),
+                    port: 24,
+                },
+            ),
             (
                 "lmtp+unix:///run/dovecot/lmtp",
                 Target::LmtpUnix("/run/dovecot/lmtp".into()),
             ),
-            ("maildir://./mail", Target::Maildir("/etc/teamrelay/mail".into())),
+            (
+                "maildir://./mail",
+                Target::Maildir("/etc/teamrelay/mail".into()),
+            ),
             ("maildir:///var/mail", Target::Maildir("/var/mail".into())),
         ];
         for (url, want) in cases {
@@ -188,7 +213,15 @@ mod tests {
 
     #[test]
     fn refuses_bad_urls() {
-        for bad in ["", "smtp", "smtp://host", "smtp://:25", "smtp://h:99999", "ftp://h:1", "maildir://"] {
+        for bad in [
+            "",
+            "smtp",
+            "smtp://host",
+            "smtp://:25",
+            "smtp://h:99999",
+            "ftp://h:1",
+            "maildir://",
+        ] {
             assert!(Target::parse(bad, Path::new("/")).is_err(), "{bad}");
         }
     }

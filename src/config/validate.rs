@@ -24,7 +24,11 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
     fn error_at<T>(&mut self, at: &Spanned<T>, key: impl Into<String>, message: impl Into<String>) {
@@ -33,14 +37,23 @@ impl Checker<'_> {
     }
 
     fn push(&mut self, line: Option<usize>, key: String, message: String) {
-        self.errors.push(ConfigError { file: self.file.clone(), line, key, message });
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            key,
+            message,
+        });
     }
 
     fn address(&mut self, s: &SpStr, key: &str, what: &str) -> Option<Address> {
         match Address::parse(s.get_ref()) {
             Ok(a) => Some(a),
             Err(e) => {
-                self.error_at(s, key, format!("{what} {:?} is not an email address ({e})", s.get_ref()));
+                self.error_at(
+                    s,
+                    key,
+                    format!("{what} {:?} is not an email address ({e})", s.get_ref()),
+                );
                 None
             }
         }
@@ -66,8 +79,17 @@ impl Checker<'_> {
 pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
-    let mut c = Checker { file: file.clone(), text, base, errors: Vec::new() };
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    let mut c = Checker {
+        file: file.clone(),
+        text,
+        base,
+        errors: Vec::new(),
+    };
     let raw: RawConfig = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -84,17 +106,28 @@ pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let tls = raw.tls.as_ref().and_then(|t| check_tls(&mut c, t));
     let users = check_users(&mut c, &raw.user);
     let deliver = check_deliver(&mut c, &raw.deliver);
-    let admin = raw.admin.as_ref().and_then(|a| check_admin(&mut c, &a.listen));
+    let admin = raw
+        .admin
+        .as_ref()
+        .and_then(|a| check_admin(&mut c, &a.listen));
     if let Some(private) = &team.private_address {
         if lists.iter().any(|l| &l.address == private) {
-            c.error_at(&raw.team, "team.private_address", "must not be a list address");
+            c.error_at(
+                &raw.team,
+                "team.private_address",
+                "must not be a list address",
+            );
         }
     }
     if !c.errors.is_empty() {
         c.errors.sort_by_key(|e| e.line.unwrap_or(0));
         return Err(ConfigErrors(c.errors));
     }
-    let list_index = lists.iter().enumerate().map(|(i, l)| (l.address.clone(), i)).collect();
+    let list_index = lists
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.address.clone(), i))
+        .collect();
     Ok(Config {
         path: path.to_path_buf(),
         server,
@@ -128,12 +161,31 @@ fn check_server(c: &mut Checker, raw: &RawServer) -> Server {
     };
     Server {
         hostname,
-        spool: c.path(raw.spool.as_ref().map(|s| s.get_ref().as_str()).unwrap_or("./spool")),
-        max_message_size: positive(c, &raw.max_message_size, "server.max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
+        spool: c.path(
+            raw.spool
+                .as_ref()
+                .map(|s| s.get_ref().as_str())
+                .unwrap_or("./spool"),
+        ),
+        max_message_size: positive(
+            c,
+            &raw.max_message_size,
+            "server.max_message_size",
+            DEFAULT_MAX_MESSAGE_SIZE,
+        ),
         max_recipients: positive(c, &raw.max_recipients, "server.max_recipients", 100),
-        idle_timeout: c.duration(&raw.idle_timeout, "server.idle_timeout", Duration::from_secs(300)),
+        idle_timeout: c.duration(
+            &raw.idle_timeout,
+            "server.idle_timeout",
+            Duration::from_secs(300),
+        ),
         max_connections: positive(c, &raw.max_connections, "server.max_connections", 20_000),
-        max_connections_per_ip: positive(c, &raw.max_connections_per_ip, "server.max_connections_per_ip", 100),
+        max_connections_per_ip: positive(
+            c,
+            &raw.max_connections_per_ip,
+            "server.max_connections_per_ip",
+            100,
+        ),
     }
 }
 
@@ -146,14 +198,22 @@ fn check_team(c: &mut Checker, raw: &Spanned<RawTeam>) -> Team {
     for d in &t.domains {
         match Pattern::parse(&format!("*@{}", d.get_ref())) {
             Ok(Pattern::Domain(d)) => domains.push(d),
-            _ => c.error_at(d, "team.domains", format!("{:?} is not a domain name", d.get_ref())),
+            _ => c.error_at(
+                d,
+                "team.domains",
+                format!("{:?} is not a domain name", d.get_ref()),
+            ),
         }
     }
     let in_team = |a: &Address| domains.iter().any(|d| d == a.domain());
     let private_address = t.private_address.as_ref().and_then(|s| {
         let a = c.address(s, "team.private_address", "address")?;
         if !in_team(&a) {
-            c.error_at(s, "team.private_address", format!("{a} is not in team.domains"));
+            c.error_at(
+                s,
+                "team.private_address",
+                format!("{a} is not in team.domains"),
+            );
         }
         Some(a)
     });
@@ -163,15 +223,26 @@ fn check_team(c: &mut Checker, raw: &Spanned<RawTeam>) -> Team {
             .filter_map(|s| match Pattern::parse(s.get_ref()) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    c.error_at(s, key, format!("{:?} is not an address or *@domain ({e})", s.get_ref()));
+                    c.error_at(
+                        s,
+                        key,
+                        format!("{:?} is not an address or *@domain ({e})", s.get_ref()),
+                    );
                     None
                 }
             })
             .collect()
     };
     let never_archive = patterns(c, &t.never_archive, "team.never_archive");
-    let mailboxes = t.mailboxes.as_ref().map(|m| patterns(c, m, "team.mailboxes"));
-    let private_memory = c.duration(&t.private_memory, "team.private_memory", Duration::from_secs(90 * 86400));
+    let mailboxes = t
+        .mailboxes
+        .as_ref()
+        .map(|m| patterns(c, m, "team.mailboxes"));
+    let private_memory = c.duration(
+        &t.private_memory,
+        "team.private_memory",
+        Duration::from_secs(90 * 86400),
+    );
     Team {
         domains,
         private_address,
@@ -190,35 +261,58 @@ fn check_lists(c: &mut Checker, raw: &[Spanned<RawList>], team: &Team) -> Vec<Li
     for item in raw {
         let r = item.get_ref();
         let key = format!("list {:?}", r.address.get_ref());
-        let Some(address) = c.address(&r.address, &key, "address") else { continue };
+        let Some(address) = c.address(&r.address, &key, "address") else {
+            continue;
+        };
         if !in_team(&address) {
             c.error_at(&r.address, &key, "a list address must be in team.domains");
         }
-        if seen.insert(address.clone(), c.line_of(r.address.span().start)).is_some() {
+        if seen
+            .insert(address.clone(), c.line_of(r.address.span().start))
+            .is_some()
+        {
             c.error_at(&r.address, &key, "is defined twice");
         }
         if address.local().ends_with("-bounces") {
-            c.error_at(&r.address, &key, "must not end in -bounces (reserved for bounce addresses)");
+            c.error_at(
+                &r.address,
+                &key,
+                "must not end in -bounces (reserved for bounce addresses)",
+            );
         }
         if r.members.is_empty() {
             c.error_at(item, &key, "has no members");
         }
-        let members = r.members.iter().filter_map(|m| c.address(m, &key, "member")).collect();
+        let members = r
+            .members
+            .iter()
+            .filter_map(|m| c.address(m, &key, "member"))
+            .collect();
         if let Some(of) = &r.archive_of {
             if of.is_empty() {
-                c.error_at(item, &key, "archive_of is empty; remove it or name what to archive");
+                c.error_at(
+                    item,
+                    &key,
+                    "archive_of is empty; remove it or name what to archive",
+                );
             }
             archive_raw.push((lists.len(), key.clone(), of));
         }
-        lists.push(List { address, members, archive_of: Vec::new() });
+        lists.push(List {
+            address,
+            members,
+            archive_of: Vec::new(),
+        });
     }
     let names: HashSet<Address> = lists.iter().map(|l| l.address.clone()).collect();
     for (i, key, of) in archive_raw {
         for s in of.iter() {
             match Pattern::parse(s.get_ref()) {
-                Ok(Pattern::Domain(d)) if !team.domains.contains(&d) => {
-                    c.error_at(s, &key, format!("archive_of \"*@{d}\" is not a team domain"))
-                }
+                Ok(Pattern::Domain(d)) if !team.domains.contains(&d) => c.error_at(
+                    s,
+                    &key,
+                    format!("archive_of \"*@{d}\" is not a team domain"),
+                ),
                 Ok(Pattern::Exact(a)) if !in_team(&a) && !names.contains(&a) => c.error_at(
                     s,
                     &key,
@@ -228,7 +322,10 @@ fn check_lists(c: &mut Checker, raw: &[Spanned<RawList>], team: &Team) -> Vec<Li
                 Err(e) => c.error_at(
                     s,
                     &key,
-                    format!("archive_of {:?} is not an address, list or *@domain ({e})", s.get_ref()),
+                    format!(
+                        "archive_of {:?} is not an address, list or *@domain ({e})",
+                        s.get_ref()
+                    ),
                 ),
             }
         }
@@ -239,10 +336,20 @@ fn check_lists(c: &mut Checker, raw: &[Spanned<RawList>], team: &Team) -> Vec<Li
 
 /// Nested lists must form no cycle; each cycle is reported once, at its first list.
 fn check_cycles(c: &mut Checker, raw: &[Spanned<RawList>], lists: &[List]) {
-    let index: HashMap<&Address, usize> = lists.iter().enumerate().map(|(i, l)| (&l.address, i)).collect();
+    let index: HashMap<&Address, usize> = lists
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (&l.address, i))
+        .collect();
     // 0 = unvisited, 1 = on the current path, 2 = done.
     let mut state = vec![0u8; lists.len()];
-    fn visit(i: usize, lists: &[List], index: &HashMap<&Address, usize>, state: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn visit(
+        i: usize,
+        lists: &[List],
+        index: &HashMap<&Address, usize>,
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         state[i] = 1;
         path.push(i);
         for m in &lists[i].members {
@@ -267,9 +374,17 @@ fn check_cycles(c: &mut Checker, raw: &[Spanned<RawList>], lists: &[List]) {
             let mut path = Vec::new();
             if let Some(cycle) = visit(i, lists, &index, &mut state, &mut path) {
                 let first = cycle[0];
-                let names: Vec<String> = cycle.iter().chain([&first]).map(|&k| lists[k].address.to_string()).collect();
+                let names: Vec<String> = cycle
+                    .iter()
+                    .chain([&first])
+                    .map(|&k| lists[k].address.to_string())
+                    .collect();
                 let key = format!("list {:?}", lists[first].address.to_string());
-                c.error_at(&raw[first].get_ref().address, key, format!("nested lists form a cycle: {}", names.join(" → ")));
+                c.error_at(
+                    &raw[first].get_ref().address,
+                    key,
+                    format!("nested lists form a cycle: {}", names.join(" → ")),
+                );
                 for k in cycle {
                     state[k] = 2;
                 }
@@ -285,7 +400,11 @@ fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -
         let key = format!("listen[{n}]");
         let address: Option<SocketAddr> = r.address.get_ref().parse().ok();
         if address.is_none() {
-            c.error_at(&r.address, &key, format!("address {:?} is not ip:port", r.address.get_ref()));
+            c.error_at(
+                &r.address,
+                &key,
+                format!("address {:?} is not ip:port", r.address.get_ref()),
+            );
         }
         let mode = match r.mode.as_ref().map(|s| s.get_ref().as_str()) {
             None | Some("mx") => Mode::Mx,
@@ -293,7 +412,11 @@ fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -
             Some("relay") => Mode::Relay,
             Some("tap") => Mode::Tap,
             Some(other) => {
-                c.error_at(r.mode.as_ref().unwrap_or(&r.address), &key, format!("mode {other:?} is not one of mx, submission, relay, tap"));
+                c.error_at(
+                    r.mode.as_ref().unwrap_or(&r.address),
+                    &key,
+                    format!("mode {other:?} is not one of mx, submission, relay, tap"),
+                );
                 Mode::Mx
             }
         };
@@ -301,7 +424,11 @@ fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -
             None | Some("smtp") => Protocol::Smtp,
             Some("lmtp") => Protocol::Lmtp,
             Some(other) => {
-                c.error_at(r.protocol.as_ref().unwrap_or(&r.address), &key, format!("protocol {other:?} is not smtp or lmtp"));
+                c.error_at(
+                    r.protocol.as_ref().unwrap_or(&r.address),
+                    &key,
+                    format!("protocol {other:?} is not smtp or lmtp"),
+                );
                 Protocol::Smtp
             }
         };
@@ -310,12 +437,20 @@ fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -
             Some("starttls") => ListenTls::StartTls,
             Some("implicit") => ListenTls::Implicit,
             Some(other) => {
-                c.error_at(r.tls.as_ref().unwrap_or(&r.address), &key, format!("tls {other:?} is not none, starttls or implicit"));
+                c.error_at(
+                    r.tls.as_ref().unwrap_or(&r.address),
+                    &key,
+                    format!("tls {other:?} is not none, starttls or implicit"),
+                );
                 ListenTls::None
             }
         };
         if tls != ListenTls::None && !has_tls {
-            c.error_at(item, &key, "uses TLS but there is no [tls] section with cert and key");
+            c.error_at(
+                item,
+                &key,
+                "uses TLS but there is no [tls] section with cert and key",
+            );
         }
         if let Some(addr) = address {
             if mode == Mode::Submission && tls == ListenTls::None && !addr.ip().is_loopback() {
@@ -330,10 +465,20 @@ fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -
             }
         }
         if !r.allow.is_empty() && !matches!(mode, Mode::Relay | Mode::Tap) {
-            c.error_at(item, &key, "allow is only meaningful for relay and tap listeners");
+            c.error_at(
+                item,
+                &key,
+                "allow is only meaningful for relay and tap listeners",
+            );
         }
         if let Some(address) = address {
-            out.push(Listener { address, mode, protocol, tls, allow });
+            out.push(Listener {
+                address,
+                mode,
+                protocol,
+                tls,
+                allow,
+            });
         }
     }
     out
@@ -345,8 +490,16 @@ fn check_tls(c: &mut Checker, raw: &Spanned<RawTls>) -> Option<TlsFiles> {
     match super::tls::load_server_config(&cert, &key) {
         Ok(server) => Some(TlsFiles { cert, key, server }),
         Err(e) => {
-            let which = if e.starts_with(&key.display().to_string()) { &t.key } else { &t.cert };
-            let name = if std::ptr::eq(which, &t.key) { "tls.key" } else { "tls.cert" };
+            let which = if e.starts_with(&key.display().to_string()) {
+                &t.key
+            } else {
+                &t.cert
+            };
+            let name = if std::ptr::eq(which, &t.key) {
+                "tls.key"
+            } else {
+                "tls.cert"
+            };
             c.error_at(which, name, format!("cannot load: {e}"));
             None
         }
@@ -363,12 +516,24 @@ fn check_users(c: &mut Checker, raw: &[Spanned<RawUser>]) -> Vec<User> {
             c.error_at(&r.name, &key, "user names must be non-empty and unique");
         }
         if !r.password_hash.get_ref().starts_with("$argon2") {
-            c.error_at(&r.password_hash, &key, "password_hash must be an argon2 hash (run `teamrelay passwd`)");
+            c.error_at(
+                &r.password_hash,
+                &key,
+                "password_hash must be an argon2 hash (run `teamrelay passwd`)",
+            );
         }
         if r.addresses.is_empty() {
-            c.error_at(item, &key, "addresses: name at least one address this user may send from");
+            c.error_at(
+                item,
+                &key,
+                "addresses: name at least one address this user may send from",
+            );
         }
-        let addresses = r.addresses.iter().filter_map(|a| c.address(a, &key, "address")).collect();
+        let addresses = r
+            .addresses
+            .iter()
+            .filter_map(|a| c.address(a, &key, "address"))
+            .collect();
         out.push(User {
             name: r.name.get_ref().clone(),
             password_hash: r.password_hash.get_ref().clone(),
@@ -390,14 +555,24 @@ fn check_deliver(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Deliver {
     let team = target(&d.team, "deliver.team");
     let outside = target(&d.outside, "deliver.outside");
     let retry = match &d.retry {
-        None => ["1m", "5m", "15m", "30m", "1h"].iter().map(|s| parse_duration(s).unwrap_or_default()).collect(),
+        None => ["1m", "5m", "15m", "30m", "1h"]
+            .iter()
+            .map(|s| parse_duration(s).unwrap_or_default())
+            .collect(),
         Some(v) if v.is_empty() => {
             c.error_at(raw, "deliver.retry", "name at least one delay");
             vec![Duration::from_secs(60)]
         }
-        Some(v) => v.iter().map(|s| c.duration(&Some(s.clone()), "deliver.retry", Duration::from_secs(60))).collect(),
+        Some(v) => v
+            .iter()
+            .map(|s| c.duration(&Some(s.clone()), "deliver.retry", Duration::from_secs(60)))
+            .collect(),
     };
-    let max_queue_time = c.duration(&d.max_queue_time, "deliver.max_queue_time", Duration::from_secs(5 * 86400));
+    let max_queue_time = c.duration(
+        &d.max_queue_time,
+        "deliver.max_queue_time",
+        Duration::from_secs(5 * 86400),
+    );
     let mut auth = |a: &Option<Spanned<RawAuth>>, key: &str| {
         a.as_ref().map(|a| {
             let r = a.get_ref();
@@ -414,18 +589,34 @@ fn check_deliver(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Deliver {
     let team_auth = auth(&d.team_auth, "deliver.team_auth");
     let outside_auth = auth(&d.outside_auth, "deliver.outside_auth");
     let timeout = c.duration(&d.timeout, "deliver.timeout", Duration::from_secs(120));
-    Deliver { team, outside, retry, max_queue_time, timeout, team_auth, outside_auth }
+    Deliver {
+        team,
+        outside,
+        retry,
+        max_queue_time,
+        timeout,
+        team_auth,
+        outside_auth,
+    }
 }
 
 fn check_admin(c: &mut Checker, s: &SpStr) -> Option<SocketAddr> {
     match s.get_ref().parse::<SocketAddr>() {
         Ok(a) if a.ip().is_loopback() => Some(a),
         Ok(_) => {
-            c.error_at(s, "admin.listen", "must be a loopback address (metrics and queue control are not for the world)");
+            c.error_at(
+                s,
+                "admin.listen",
+                "must be a loopback address (metrics and queue control are not for the world)",
+            );
             None
         }
         Err(_) => {
-            c.error_at(s, "admin.listen", format!("{:?} is not ip:port", s.get_ref()));
+            c.error_at(
+                s,
+                "admin.listen",
+                format!("{:?} is not ip:port", s.get_ref()),
+            );
             None
         }
     }

@@ -18,20 +18,33 @@ use crate::spool::{self, Entry, Op, Rcpt, RcptState, StoredDelivery, StoredKind}
 const HEADER_LIMIT: usize = 64 * 1024;
 
 /// The ops that queue DSNs for `failed` (delivery index, recipient, error).
-pub async fn bounces(shared: &Shared, config: &Config, entry: &Entry, failed: &[(usize, String, String)]) -> Vec<Op> {
+pub async fn bounces(
+    shared: &Shared,
+    config: &Config,
+    entry: &Entry,
+    failed: &[(usize, String, String)],
+) -> Vec<Op> {
     let mut by_sender: BTreeMap<String, Vec<Failure>> = BTreeMap::new();
     for (i, rcpt, error) in failed {
         let d = &entry.deliveries[*i];
         let sender = d.sender.as_deref().unwrap_or("");
         let is_bounce_sender = sender.is_empty()
-            || sender.rsplit_once('@').is_some_and(|(local, _)| local.to_ascii_lowercase().ends_with("-bounces"))
+            || sender
+                .rsplit_once('@')
+                .is_some_and(|(local, _)| local.to_ascii_lowercase().ends_with("-bounces"))
             || d.kind == StoredKind::Dsn;
         if is_bounce_sender {
             metrics::counter!("teamrelay_bounces_dropped_total").increment(1);
             info!(id = %entry.id, to = %rcpt, sender = %sender, error = %error, "failure not bounced (null or -bounces sender)");
             continue;
         }
-        by_sender.entry(sender.to_string()).or_default().push(Failure { recipient: rcpt.clone(), error: error.clone() });
+        by_sender
+            .entry(sender.to_string())
+            .or_default()
+            .push(Failure {
+                recipient: rcpt.clone(),
+                error: error.clone(),
+            });
     }
     if by_sender.is_empty() {
         return Vec::new();
@@ -39,8 +52,15 @@ pub async fn bounces(shared: &Shared, config: &Config, entry: &Entry, failed: &[
     let headers = read_head(&shared.spool.body_path(&entry.id)).await;
     let mut ops = Vec::new();
     for (sender, failures) in by_sender {
-        let Ok(to) = Address::parse(&sender) else { continue };
-        let original = Original { queue_id: &entry.id, arrival: entry.received_at, sender: &sender, headers: &headers };
+        let Ok(to) = Address::parse(&sender) else {
+            continue;
+        };
+        let original = Original {
+            queue_id: &entry.id,
+            arrival: entry.received_at,
+            sender: &sender,
+            headers: &headers,
+        };
         let message = dsn::build(&config.server.hostname, &original, &failures);
         let id = spool::Spool::new_id();
         let size = message.len() as u64;
@@ -62,14 +82,20 @@ pub async fn bounces(shared: &Shared, config: &Config, entry: &Entry, failed: &[
             id: id.clone(),
             received_at: now,
             sender: None,
-            received: format!("Received: by {} (teamrelay) id {id};\r\n\t{date}", config.server.hostname),
+            received: format!(
+                "Received: by {} (teamrelay) id {id};\r\n\t{date}",
+                config.server.hostname
+            ),
             size,
             deliveries: vec![StoredDelivery {
                 kind: StoredKind::Dsn,
                 team_route: route_of(config, &to) == crate::route::RouteKind::Team,
                 sender: None,
                 headers: Vec::new(),
-                rcpts: vec![Rcpt { address: sender.clone(), state: RcptState::Pending { last_error: None } }],
+                rcpts: vec![Rcpt {
+                    address: sender.clone(),
+                    state: RcptState::Pending { last_error: None },
+                }],
             }],
             attempts: 0,
             next_try: now,

@@ -50,7 +50,13 @@ fn all(rcpts: &[String], o: Outcome) -> Results {
 /// Delivers `job` to a network target, reusing a pooled connection when there is one.
 /// A pooled connection that turns out to be dead before anything was accepted is
 /// replaced by a fresh one, once.
-pub async fn deliver(pool: &Pool, key: &str, target: &Target, auth: Option<&RouteAuth>, job: &Job<'_>) -> Results {
+pub async fn deliver(
+    pool: &Pool,
+    key: &str,
+    target: &Target,
+    auth: Option<&RouteAuth>,
+    job: &Job<'_>,
+) -> Results {
     if let Some(mut conn) = pool.take(key) {
         match transact(&mut conn, job).await {
             Attempt::Done(results, reusable) => {
@@ -73,7 +79,10 @@ pub async fn deliver(pool: &Pool, key: &str, target: &Target, auth: Option<&Rout
             }
             results
         }
-        Attempt::Stale => all(&job.rcpts, Outcome::Deferred("MAIL: connection lost".into())),
+        Attempt::Stale => all(
+            &job.rcpts,
+            Outcome::Deferred("MAIL: connection lost".into()),
+        ),
     }
 }
 
@@ -103,10 +112,16 @@ async fn send<T: AsyncRead + AsyncWrite + Unpin>(
     job: &Job<'_>,
 ) -> Attempt {
     let mut results = Vec::new();
-    let mail = format!("MAIL FROM:<{}>{}\r\n", job.sender.unwrap_or(""), mail_params(ehlo, job));
+    let mail = format!(
+        "MAIL FROM:<{}>{}\r\n",
+        job.sender.unwrap_or(""),
+        mail_params(ehlo, job)
+    );
     match client.cmd(mail).await {
         Ok(r) if r.code / 100 == 2 => {}
-        Ok(r) if r.code == 421 => return Attempt::Done(all(&job.rcpts, from_reply("MAIL", &r)), false),
+        Ok(r) if r.code == 421 => {
+            return Attempt::Done(all(&job.rcpts, from_reply("MAIL", &r)), false)
+        }
         Ok(r) => {
             let reusable = rset(client).await;
             return Attempt::Done(all(&job.rcpts, from_reply("MAIL", &r)), reusable);
@@ -155,7 +170,11 @@ async fn send<T: AsyncRead + AsyncWrite + Unpin>(
     let replies = read_replies(&mut client.stream, want, job.timeout).await;
     let complete = replies.len() == want;
     for (i, rcpt) in accepted.iter().enumerate() {
-        let reply = if lmtp { replies.get(i) } else { replies.first() };
+        let reply = if lmtp {
+            replies.get(i)
+        } else {
+            replies.first()
+        };
         let outcome = match reply {
             Some(r) => from_reply("end of DATA", r),
             // No reply: the message may or may not have arrived. Retry: a possible
@@ -203,7 +222,11 @@ fn mail_params(ehlo: &EhloResponse<String>, job: &Job<'_>) -> String {
 
 /// Reads up to `n` replies, keeping bytes that belong to the next one (LMTP servers
 /// send several in one packet). Stops early on error or timeout.
-async fn read_replies<T: AsyncRead + Unpin>(stream: &mut T, n: usize, timeout: Duration) -> Vec<Response<String>> {
+async fn read_replies<T: AsyncRead + Unpin>(
+    stream: &mut T,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Response<String>> {
     let mut out = Vec::with_capacity(n);
     let mut parser = ResponseReceiver::default();
     let mut buf = vec![0u8; 4096];

@@ -32,14 +32,25 @@ pub struct Conn {
 }
 
 /// Opens a connection for `target`.
-pub async fn open(target: &Target, auth: Option<&RouteAuth>, hostname: &str, timeout: Duration) -> Result<Conn, Outcome> {
+pub async fn open(
+    target: &Target,
+    auth: Option<&RouteAuth>,
+    hostname: &str,
+    timeout: Duration,
+) -> Result<Conn, Outcome> {
     let creds = credentials(auth)?;
     let mut conn = match target {
-        Target::Smtp { host, port, tls } => smtp(host, *port, *tls, auth, hostname, timeout).await?,
+        Target::Smtp { host, port, tls } => {
+            smtp(host, *port, *tls, auth, hostname, timeout).await?
+        }
         Target::Lmtp { host, port } => {
             let mut client = tcp(host, *port, timeout).await?;
             let ehlo = greet(&mut client, true, hostname).await?;
-            Conn { client: Client::Tcp(client), ehlo, lmtp: true }
+            Conn {
+                client: Client::Tcp(client),
+                ehlo,
+                lmtp: true,
+            }
         }
         Target::LmtpUnix(path) => {
             let stream = UnixStream::connect(path)
@@ -47,9 +58,17 @@ pub async fn open(target: &Target, auth: Option<&RouteAuth>, hostname: &str, tim
                 .map_err(|e| Outcome::Deferred(format!("connect {}: {e}", path.display())))?;
             let mut client = SmtpClient { stream, timeout };
             let ehlo = greet(&mut client, true, hostname).await?;
-            Conn { client: Client::Unix(client), ehlo, lmtp: true }
+            Conn {
+                client: Client::Unix(client),
+                ehlo,
+                lmtp: true,
+            }
         }
-        Target::Maildir(_) => return Err(Outcome::Deferred("internal: maildir is not a network target".into())),
+        Target::Maildir(_) => {
+            return Err(Outcome::Deferred(
+                "internal: maildir is not a network target".into(),
+            ))
+        }
     };
     if let Some(creds) = creds {
         let r = match &mut conn.client {
@@ -69,7 +88,9 @@ async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<SmtpClient<TcpS
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| Outcome::Deferred(format!("{stage}: cannot resolve")))?;
-    let mut client = SmtpClient::connect(addr, CONNECT_TIMEOUT).await.map_err(|e| from_error(&stage, e))?;
+    let mut client = SmtpClient::connect(addr, CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| from_error(&stage, e))?;
     let _ = client.stream.set_nodelay(true);
     client.timeout = timeout;
     Ok(client)
@@ -78,12 +99,21 @@ async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<SmtpClient<TcpS
 /// The route's AUTH credentials, read from their file at connection time (so the secret
 /// is never kept in the config or printed).
 fn credentials(auth: Option<&RouteAuth>) -> Result<Option<Credentials<String>>, Outcome> {
-    let Some(RouteAuth { username: Some(user), password_file: Some(file), .. }) = auth else {
+    let Some(RouteAuth {
+        username: Some(user),
+        password_file: Some(file),
+        ..
+    }) = auth
+    else {
         return Ok(None);
     };
-    let secret = std::fs::read_to_string(file)
-        .map_err(|e| Outcome::Deferred(format!("cannot read password_file {}: {e}", file.display())))?;
-    Ok(Some(Credentials::Plain { username: user.clone(), secret: secret.trim_end_matches(['\r', '\n']).to_string() }))
+    let secret = std::fs::read_to_string(file).map_err(|e| {
+        Outcome::Deferred(format!("cannot read password_file {}: {e}", file.display()))
+    })?;
+    Ok(Some(Credentials::Plain {
+        username: user.clone(),
+        secret: secret.trim_end_matches(['\r', '\n']).to_string(),
+    }))
 }
 
 async fn smtp(
@@ -98,21 +128,45 @@ async fn smtp(
     let mut client = tcp(host, port, timeout).await?;
     if mode == TargetTls::Implicit {
         let connector = tls::connector(true, ca).map_err(Outcome::Deferred)?;
-        let mut client = client.into_tls(&connector, host).await.map_err(|e| from_error("TLS handshake", e))?;
+        let mut client = client
+            .into_tls(&connector, host)
+            .await
+            .map_err(|e| from_error("TLS handshake", e))?;
         let ehlo = greet(&mut client, false, hostname).await?;
-        return Ok(Conn { client: Client::Tls(Box::new(client)), ehlo, lmtp: false });
+        return Ok(Conn {
+            client: Client::Tls(Box::new(client)),
+            ehlo,
+            lmtp: false,
+        });
     }
     let ehlo = greet(&mut client, false, hostname).await?;
     let offered = ehlo.has_capability(EXT_START_TLS);
     match (mode, offered) {
-        (TargetTls::StartTls, false) => Err(Outcome::Deferred("STARTTLS required but not offered".into())),
+        (TargetTls::StartTls, false) => Err(Outcome::Deferred(
+            "STARTTLS required but not offered".into(),
+        )),
         (TargetTls::StartTls | TargetTls::Opportunistic, true) => {
-            let connector = tls::connector(mode == TargetTls::StartTls, ca).map_err(Outcome::Deferred)?;
-            let mut client = client.start_tls(&connector, host).await.map_err(|e| from_error("STARTTLS", e))?;
-            let ehlo = client.ehlo(hostname).await.map_err(|e| from_error("EHLO after STARTTLS", e))?;
-            Ok(Conn { client: Client::Tls(Box::new(client)), ehlo, lmtp: false })
+            let connector =
+                tls::connector(mode == TargetTls::StartTls, ca).map_err(Outcome::Deferred)?;
+            let mut client = client
+                .start_tls(&connector, host)
+                .await
+                .map_err(|e| from_error("STARTTLS", e))?;
+            let ehlo = client
+                .ehlo(hostname)
+                .await
+                .map_err(|e| from_error("EHLO after STARTTLS", e))?;
+            Ok(Conn {
+                client: Client::Tls(Box::new(client)),
+                ehlo,
+                lmtp: false,
+            })
         }
-        _ => Ok(Conn { client: Client::Tcp(client), ehlo, lmtp: false }),
+        _ => Ok(Conn {
+            client: Client::Tcp(client),
+            ehlo,
+            lmtp: false,
+        }),
     }
 }
 
@@ -126,6 +180,10 @@ async fn greet<T: AsyncRead + AsyncWrite + Unpin>(
     if greeting.code != 220 {
         return Err(from_reply("greeting", &greeting));
     }
-    let r = if lmtp { client.lhlo(hostname).await } else { client.ehlo(hostname).await };
+    let r = if lmtp {
+        client.lhlo(hostname).await
+    } else {
+        client.ehlo(hostname).await
+    };
     r.map_err(|e| from_error(if lmtp { "LHLO" } else { "EHLO" }, e))
 }

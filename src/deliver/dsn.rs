@@ -31,7 +31,9 @@ pub fn status(error: &str) -> String {
         let parts: Vec<&str> = word.split('.').collect();
         if parts.len() == 3
             && parts[0] == "5"
-            && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
         {
             return word.to_string();
         }
@@ -71,18 +73,30 @@ pub fn build(hostname: &str, original: &Original<'_>, failures: &[Failure]) -> V
             .attribute("report-type", "delivery-status"),
         BodyPart::Multipart(vec![
             MimePart::new("text/plain", human),
-            MimePart::new("message/delivery-status", BodyPart::Binary(status_fields.into_bytes().into()))
-                .transfer_encoding("7bit"),
+            MimePart::new(
+                "message/delivery-status",
+                BodyPart::Binary(status_fields.into_bytes().into()),
+            )
+            .transfer_encoding("7bit"),
             MimePart::new("text/rfc822-headers", BodyPart::Binary(headers.into()))
                 .transfer_encoding(headers_cte),
         ]),
     );
     MessageBuilder::new()
         .message_id(format!("{}.dsn@{hostname}", original.queue_id))
-        .from(MbAddress::new_address(Some("Mail Delivery System"), format!("MAILER-DAEMON@{hostname}")))
-        .to(MbAddress::new_address(None::<&str>, original.sender.to_string()))
+        .from(MbAddress::new_address(
+            Some("Mail Delivery System"),
+            format!("MAILER-DAEMON@{hostname}"),
+        ))
+        .to(MbAddress::new_address(
+            None::<&str>,
+            original.sender.to_string(),
+        ))
         .subject("Undelivered Mail Returned to Sender")
-        .header("Auto-Submitted", mail_builder::headers::raw::Raw::new("auto-replied"))
+        .header(
+            "Auto-Submitted",
+            mail_builder::headers::raw::Raw::new("auto-replied"),
+        )
         .body(report)
         .write_to_vec()
         .unwrap_or_default()
@@ -90,7 +104,10 @@ pub fn build(hostname: &str, original: &Original<'_>, failures: &[Failure]) -> V
 
 /// The header section of a message (up to and including the blank line's CRLF).
 fn header_section(message: &[u8]) -> Vec<u8> {
-    let end = message.windows(4).position(|w| w == b"\r\n\r\n").map_or(message.len(), |i| i + 2);
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(message.len(), |i| i + 2);
     message[..end].to_vec()
 }
 
@@ -115,17 +132,30 @@ mod tests {
             sender: "customer@shop.example",
             headers: b"From: customer@shop.example\r\nSubject: hi\r\nMessage-ID: <x@y>\r\n\r\nbody text\r\n",
         };
-        let failures = vec![Failure { recipient: "bob@example.com".into(), error: "RCPT: 550 5.1.1 no such user".into() }];
+        let failures = vec![Failure {
+            recipient: "bob@example.com".into(),
+            error: "RCPT: 550 5.1.1 no such user".into(),
+        }];
         let raw = build("relay.test", &original, &failures);
         let text = String::from_utf8(raw.clone()).unwrap();
-        assert!(text.contains("report-type=delivery-status") || text.contains("report-type=\"delivery-status\""), "{text}");
-        assert!(text.contains("Final-Recipient: rfc822; bob@example.com\r\n"), "{text}");
+        assert!(
+            text.contains("report-type=delivery-status")
+                || text.contains("report-type=\"delivery-status\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("Final-Recipient: rfc822; bob@example.com\r\n"),
+            "{text}"
+        );
         assert!(text.contains("Status: 5.1.1\r\n"));
         assert!(text.contains("Auto-Submitted: auto-replied\r\n"));
         assert!(!text.contains("body text"), "the body is not returned");
         let msg = MessageParser::default().parse(&raw).expect("parses");
         assert_eq!(msg.subject(), Some("Undelivered Mail Returned to Sender"));
-        assert_eq!(msg.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("customer@shop.example"));
+        assert_eq!(
+            msg.to().and_then(|a| a.first()).and_then(|a| a.address()),
+            Some("customer@shop.example")
+        );
         assert_eq!(text.matches("Final-Recipient:").count(), 1);
     }
 }

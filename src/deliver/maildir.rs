@@ -16,7 +16,13 @@ pub fn mailbox_dir(root: &Path, address: &str) -> PathBuf {
         let s: String = s
             .to_lowercase()
             .chars()
-            .map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c })
+            .map(|c| {
+                if c == '/' || c == '\\' || c.is_control() {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect();
         if s.starts_with('.') {
             format!("_{s}")
@@ -28,7 +34,13 @@ pub fn mailbox_dir(root: &Path, address: &str) -> PathBuf {
 }
 
 /// Delivers one message file to each recipient; blocking, run it off the async threads.
-pub fn deliver(root: &Path, rcpts: &[String], prefix: &str, body: &Path, id: &str) -> Vec<(String, Outcome)> {
+pub fn deliver(
+    root: &Path,
+    rcpts: &[String],
+    prefix: &str,
+    body: &Path,
+    id: &str,
+) -> Vec<(String, Outcome)> {
     rcpts
         .iter()
         .map(|r| {
@@ -75,9 +87,15 @@ mod tests {
     #[test]
     fn mailbox_paths_stay_inside_the_root() {
         let root = Path::new("/m");
-        assert_eq!(mailbox_dir(root, "Alice@Example.com"), Path::new("/m/example.com/alice"));
+        assert_eq!(
+            mailbox_dir(root, "Alice@Example.com"),
+            Path::new("/m/example.com/alice")
+        );
         assert_eq!(mailbox_dir(root, "a/b@x.y"), Path::new("/m/x.y/a_b"));
-        assert_eq!(mailbox_dir(root, ".hidden@x.y"), Path::new("/m/x.y/_.hidden"));
+        assert_eq!(
+            mailbox_dir(root, ".hidden@x.y"),
+            Path::new("/m/x.y/_.hidden")
+        );
     }
 
     #[test]
@@ -86,12 +104,26 @@ mod tests {
         let body = dir.path().join("body");
         std::fs::write(&body, b"Subject: hi\r\n\r\nhello\r\n").unwrap();
         let root = dir.path().join("mail");
-        let r = deliver(&root, &["bob@example.com".into()], "Received: x\r\n", &body, "ID1");
+        let r = deliver(
+            &root,
+            &["bob@example.com".into()],
+            "Received: x\r\n",
+            &body,
+            "ID1",
+        );
         assert_eq!(r, vec![("bob@example.com".to_string(), Outcome::Delivered)]);
         let new = root.join("example.com/bob/new");
         let files: Vec<_> = std::fs::read_dir(&new).unwrap().flatten().collect();
         assert_eq!(files.len(), 1);
-        assert_eq!(std::fs::read(files[0].path()).unwrap(), b"Received: x\r\nSubject: hi\r\n\r\nhello\r\n");
-        assert_eq!(std::fs::read_dir(root.join("example.com/bob/tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read(files[0].path()).unwrap(),
+            b"Received: x\r\nSubject: hi\r\n\r\nhello\r\n"
+        );
+        assert_eq!(
+            std::fs::read_dir(root.join("example.com/bob/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }

@@ -23,7 +23,9 @@ pub struct DotStuffer {
 
 impl Default for DotStuffer {
     fn default() -> Self {
-        DotStuffer { at_line_start: true }
+        DotStuffer {
+            at_line_start: true,
+        }
     }
 }
 
@@ -104,7 +106,9 @@ mod tests {
     async fn data_round_trips_through_the_decoder() {
         let body = b"Subject: x\r\n\r\n.hidden\r\nline\r\n".to_vec();
         let mut wire = Vec::new();
-        write_data(&mut wire, "Received: x\r\n", &mut &body[..]).await.unwrap();
+        write_data(&mut wire, "Received: x\r\n", &mut &body[..])
+            .await
+            .unwrap();
         let mut d = crate::smtp::data::DotDecoder::new(1 << 20);
         let mut out = Vec::new();
         assert_eq!(d.feed(&wire, &mut out), Some(wire.len()));

@@ -7,8 +7,8 @@ mod bounce;
 mod client;
 mod connection;
 pub mod dsn;
-mod message;
 mod maildir;
+mod message;
 pub mod outcome;
 mod pool;
 mod tls;
@@ -42,7 +42,9 @@ pub async fn run_worker(shared: Arc<Shared>, shutdown: CancellationToken, tracke
         let due = shared.spool.take_due(spool::now(), 256);
         let took = due.len();
         for id in due {
-            let Ok(permit) = slots.clone().acquire_owned().await else { return };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
             if !lock(&in_flight).insert(id.clone()) {
                 continue;
             }
@@ -58,7 +60,10 @@ pub async fn run_worker(shared: Arc<Shared>, shutdown: CancellationToken, tracke
         }
         pool.prune();
         let now = spool::now();
-        let wait = shared.spool.next_due().map_or(60, |t| t.saturating_sub(now).clamp(1, 60));
+        let wait = shared
+            .spool
+            .next_due()
+            .map_or(60, |t| t.saturating_sub(now).clamp(1, 60));
         tokio::select! {
             _ = shared.wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
@@ -77,7 +82,9 @@ const IN_MEMORY: u64 = 1024 * 1024;
 
 /// One try at every pending recipient of one message.
 async fn deliver_message(shared: &Shared, pool: &pool::Pool, id: &str) {
-    let Some(mut entry) = shared.spool.get(id) else { return };
+    let Some(mut entry) = shared.spool.get(id) else {
+        return;
+    };
     let config = shared.config();
     let body = shared.spool.body_path(id);
     let mut loaded: Option<client::Body> = None;
@@ -97,9 +104,11 @@ async fn deliver_message(shared: &Shared, pool: &pool::Pool, id: &str) {
         let results = match target {
             Target::Maildir(root) => {
                 let (root, body, id2) = (root.clone(), body.clone(), id.to_string());
-                tokio::task::spawn_blocking(move || maildir::deliver(&root, &rcpts, &prefix, &body, &id2))
-                    .await
-                    .unwrap_or_default()
+                tokio::task::spawn_blocking(move || {
+                    maildir::deliver(&root, &rcpts, &prefix, &body, &id2)
+                })
+                .await
+                .unwrap_or_default()
             }
             _ => {
                 let auth = match route {
@@ -140,12 +149,19 @@ async fn load_body(path: &std::path::Path, size: u64) -> client::Body {
 
 /// Stores each recipient's outcome, logs and counts it; returns the new failures as
 /// (delivery index, recipient, error).
-fn record(entry: &mut Entry, i: usize, route: RouteKind, results: Vec<(String, Outcome)>) -> Vec<(usize, String, String)> {
+fn record(
+    entry: &mut Entry,
+    i: usize,
+    route: RouteKind,
+    results: Vec<(String, Outcome)>,
+) -> Vec<(usize, String, String)> {
     let id = entry.id.clone();
     let d = &mut entry.deliveries[i];
     let mut failed = Vec::new();
     for (addr, outcome) in results {
-        let Some(r) = d.rcpts.iter_mut().find(|r| r.address == addr) else { continue };
+        let Some(r) = d.rcpts.iter_mut().find(|r| r.address == addr) else {
+            continue;
+        };
         let result = match &outcome {
             Outcome::Delivered => "delivered",
             Outcome::Deferred(_) => "deferred",
@@ -159,7 +175,9 @@ fn record(entry: &mut Entry, i: usize, route: RouteKind, results: Vec<(String, O
             }
             Outcome::Deferred(why) => {
                 info!(id = %id, to = %addr, route = %route, error = %why, "deferred");
-                RcptState::Pending { last_error: Some(why) }
+                RcptState::Pending {
+                    last_error: Some(why),
+                }
             }
             Outcome::Failed(why) => {
                 warn!(id = %id, to = %addr, route = %route, error = %why, "failed");
@@ -197,14 +215,21 @@ fn expire(entry: &mut Entry, config: &Config, now: u64) -> Vec<(usize, String, S
 
 /// After a try: expire, bounce, then reschedule or remove — all in one commit, so a
 /// DSN is queued exactly when the failure it reports is recorded.
-async fn finish(shared: &Shared, config: &Config, mut entry: Entry, mut failed: Vec<(usize, String, String)>) {
+async fn finish(
+    shared: &Shared,
+    config: &Config,
+    mut entry: Entry,
+    mut failed: Vec<(usize, String, String)>,
+) {
     let now = spool::now();
     entry.attempts += 1;
     failed.extend(expire(&mut entry, config, now));
     let mut ops = bounce::bounces(shared, config, &entry, &failed).await;
     if entry.has_pending() {
         let retry = &config.deliver.retry;
-        let delay = retry[(entry.attempts as usize).saturating_sub(1).min(retry.len() - 1)];
+        let delay = retry[(entry.attempts as usize)
+            .saturating_sub(1)
+            .min(retry.len() - 1)];
         entry.next_try = now + delay.as_secs();
         info!(id = %entry.id, retry_in = %crate::config::format_duration(delay), pending = entry.pending_addresses().len(), "rescheduled");
         ops.push(Op::Put(entry.clone()));

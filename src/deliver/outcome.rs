@@ -38,15 +38,21 @@ pub fn from_error(stage: &str, e: mail_send::Error) -> Outcome {
         E::Tls(e) => Outcome::Deferred(format!("{stage}: TLS: {e}")),
         E::Timeout => Outcome::Deferred(format!("{stage}: timed out")),
         E::UnparseableReply => Outcome::Deferred(format!("{stage}: connection lost or bad reply")),
-        E::MissingStartTls => Outcome::Deferred(format!("{stage}: STARTTLS required but not offered")),
+        E::MissingStartTls => {
+            Outcome::Deferred(format!("{stage}: STARTTLS required but not offered"))
+        }
         E::InvalidTLSName => Outcome::Deferred(format!("{stage}: host name not valid for TLS")),
         E::Auth(e) => Outcome::Deferred(format!("{stage}: AUTH: {e}")),
-        E::AuthenticationFailed(r) => Outcome::Deferred(format!("{stage}: AUTH refused: {} {}", r.code, r.message)),
+        E::AuthenticationFailed(r) => {
+            Outcome::Deferred(format!("{stage}: AUTH refused: {} {}", r.code, r.message))
+        }
         E::MissingCredentials | E::UnsupportedAuthMechanism => {
             Outcome::Deferred(format!("{stage}: AUTH not possible with this server"))
         }
         E::Base64(_) => Outcome::Deferred(format!("{stage}: bad AUTH challenge")),
-        E::MissingMailFrom | E::MissingRcptTo => Outcome::Deferred(format!("{stage}: internal: empty envelope")),
+        E::MissingMailFrom | E::MissingRcptTo => {
+            Outcome::Deferred(format!("{stage}: internal: empty envelope"))
+        }
     }
 }
 
@@ -55,7 +61,11 @@ mod tests {
     use super::*;
 
     fn r(code: u16) -> Response<String> {
-        Response { code, esc: [0, 0, 0], message: "x".into() }
+        Response {
+            code,
+            esc: [0, 0, 0],
+            message: "x".into(),
+        }
     }
 
     #[test]
@@ -64,7 +74,10 @@ mod tests {
         assert!(matches!(from_reply("RCPT", &r(450)), Outcome::Deferred(_)));
         assert!(matches!(from_reply("RCPT", &r(550)), Outcome::Failed(_)));
         assert!(matches!(from_reply("RCPT", &r(354)), Outcome::Deferred(_)));
-        assert!(matches!(from_error("DATA", mail_send::Error::Timeout), Outcome::Deferred(_)));
+        assert!(matches!(
+            from_error("DATA", mail_send::Error::Timeout),
+            Outcome::Deferred(_)
+        ));
         assert!(matches!(
             from_error("MAIL", mail_send::Error::UnexpectedReply(r(554))),
             Outcome::Failed(_)

@@ -18,10 +18,13 @@ pub fn connector(verify: bool, ca_file: Option<&Path>) -> Result<TlsConnector, S
         return mail_send::smtp::tls::build_tls_connector(false);
     };
     let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    let certs =
+        CertificateDer::pem_file_iter(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
     for cert in certs {
         let cert = cert.map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-        roots.add(cert).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)

@@ -93,17 +93,30 @@ fn skip_reason(
         return Some(ArchiveSkip::PrivateThread);
     }
     let never = &config.team.never_archive;
-    if let Some(a) = p.external.iter().find(|a| never.iter().any(|n| n.matches(a))) {
+    if let Some(a) = p
+        .external
+        .iter()
+        .find(|a| never.iter().any(|n| n.matches(a)))
+    {
         return Some(ArchiveSkip::NeverArchive(a.clone()));
     }
     if !config.team.archive_bulk {
         if let Some(why) = facts.automatic() {
             return Some(ArchiveSkip::Automatic(why));
         }
-        let external_sender = envelope.sender.as_ref().is_some_and(|s| !config.is_internal(s));
+        let external_sender = envelope
+            .sender
+            .as_ref()
+            .is_some_and(|s| !config.is_internal(s));
         if external_sender && (facts.has_list_id || facts.has_list_unsubscribe) {
-            let h = if facts.has_list_id { "List-Id" } else { "List-Unsubscribe" };
-            return Some(ArchiveSkip::Automatic(format!("{h} from an external sender")));
+            let h = if facts.has_list_id {
+                "List-Id"
+            } else {
+                "List-Unsubscribe"
+            };
+            return Some(ArchiveSkip::Automatic(format!(
+                "{h} from an external sender"
+            )));
         }
     }
     None
@@ -129,7 +142,10 @@ pub fn choose_copies(
 ) {
     let tap_private = ingress == Ingress::Tap
         && config.team.private_address.as_ref().is_some_and(|pa| {
-            facts.header_addresses().chain(&facts.original_to).any(|a| a == pa)
+            facts
+                .header_addresses()
+                .chain(&facts.original_to)
+                .any(|a| a == pa)
         });
     let addressed_private = ex.addressed_private || tap_private;
     plan.private = addressed_private || memory.thread_private;
@@ -179,7 +195,14 @@ pub fn choose_copies(
         }
         let headers = archive_block(&list.address, &concerns, p.inbound, facts);
         let kind = DeliveryKind::Archive(list.address.clone());
-        push_by_route(config, plan, kind, Some(list.address.bounces()), &copies, headers);
+        push_by_route(
+            config,
+            plan,
+            kind,
+            Some(list.address.bounces()),
+            &copies,
+            headers,
+        );
     }
     if !any_list {
         plan.archive_skip = Some(ArchiveSkip::NoArchiveList);

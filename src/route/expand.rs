@@ -58,7 +58,10 @@ pub fn expand_recipients(config: &Config, envelope: &Envelope, plan: &mut Plan) 
     for r in &envelope.recipients {
         if Some(r) == private {
             if !ex.addressed_private {
-                plan.skipped.push(Skipped { address: r.clone(), reason: SkipReason::PrivateAddress });
+                plan.skipped.push(Skipped {
+                    address: r.clone(),
+                    reason: SkipReason::PrivateAddress,
+                });
             }
             ex.addressed_private = true;
         } else if config.list(r).is_some() {
@@ -68,7 +71,10 @@ pub fn expand_recipients(config: &Config, envelope: &Envelope, plan: &mut Plan) 
         } else if config.list_of_bounces(r).is_some() {
             if !plan.consumed_bounces.contains(r) {
                 plan.consumed_bounces.push(r.clone());
-                plan.skipped.push(Skipped { address: r.clone(), reason: SkipReason::BounceConsumed });
+                plan.skipped.push(Skipped {
+                    address: r.clone(),
+                    reason: SkipReason::BounceConsumed,
+                });
             }
         } else if ex.primary.insert(r.clone()) {
             ex.direct.push(r.clone());
@@ -80,11 +86,20 @@ pub fn expand_recipients(config: &Config, envelope: &Envelope, plan: &mut Plan) 
         let mut delivered = Vec::new();
         for m in members(config, &list) {
             if Some(&m) == private {
-                plan.skipped.push(Skipped { address: m, reason: SkipReason::PrivateAddress });
+                plan.skipped.push(Skipped {
+                    address: m,
+                    reason: SkipReason::PrivateAddress,
+                });
             } else if direct.contains(&m) {
-                plan.skipped.push(Skipped { address: m, reason: SkipReason::DirectRecipient });
+                plan.skipped.push(Skipped {
+                    address: m,
+                    reason: SkipReason::DirectRecipient,
+                });
             } else if let Some(first) = reached_via.get(&m) {
-                plan.skipped.push(Skipped { address: m, reason: SkipReason::ViaEarlierList(first.clone()) });
+                plan.skipped.push(Skipped {
+                    address: m,
+                    reason: SkipReason::ViaEarlierList(first.clone()),
+                });
             } else {
                 reached_via.insert(m.clone(), list.clone());
                 ex.primary.insert(m.clone());
@@ -105,7 +120,14 @@ pub fn add_deliveries(
     ex: &Expanded,
     plan: &mut Plan,
 ) {
-    push_by_route(config, plan, DeliveryKind::Original, envelope.sender.clone(), &ex.direct, Vec::new());
+    push_by_route(
+        config,
+        plan,
+        DeliveryKind::Original,
+        envelope.sender.clone(),
+        &ex.direct,
+        Vec::new(),
+    );
     for (list, members) in &ex.lists {
         let is_archive = config.list(list).is_some_and(|l| l.is_archive());
         let (kind, headers) = if is_archive {
@@ -131,8 +153,11 @@ pub fn push_by_route(
     headers: Vec<(String, String)>,
 ) {
     for route in [RouteKind::Team, RouteKind::Outside] {
-        let rcpts: Vec<Address> =
-            recipients.iter().filter(|r| route_of(config, r) == route).cloned().collect();
+        let rcpts: Vec<Address> = recipients
+            .iter()
+            .filter(|r| route_of(config, r) == route)
+            .cloned()
+            .collect();
         if !rcpts.is_empty() {
             plan.deliveries.push(Delivery {
                 kind: kind.clone(),

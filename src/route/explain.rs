@@ -8,7 +8,10 @@ use super::*;
 /// copy from which list, who was skipped and why.
 pub fn explain(config: &Config, envelope: &Envelope, plan: &Plan) -> String {
     let mut out = String::new();
-    let sender = envelope.sender.as_ref().map_or("<> (null sender)".to_string(), |s| s.to_string());
+    let sender = envelope
+        .sender
+        .as_ref()
+        .map_or("<> (null sender)".to_string(), |s| s.to_string());
     let rcpts: Vec<String> = envelope.recipients.iter().map(|r| r.to_string()).collect();
     let _ = writeln!(out, "From {sender} to {}", rcpts.join(", "));
     let _ = writeln!(out);
@@ -25,12 +28,19 @@ pub fn explain(config: &Config, envelope: &Envelope, plan: &Plan) -> String {
             RouteKind::Team => &config.deliver.team,
             RouteKind::Outside => &config.deliver.outside,
         };
-        let from = d.sender.as_ref().map_or("<>".to_string(), |s| s.to_string());
+        let from = d
+            .sender
+            .as_ref()
+            .map_or("<>".to_string(), |s| s.to_string());
         let _ = writeln!(out, "{what}:");
         for r in &d.recipients {
             let _ = writeln!(out, "    {r}");
         }
-        let _ = writeln!(out, "  route {} ({target}), envelope sender {from}", d.route);
+        let _ = writeln!(
+            out,
+            "  route {} ({target}), envelope sender {from}",
+            d.route
+        );
         if !d.headers.is_empty() {
             let names: Vec<String> = d.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
             let _ = writeln!(out, "  adds headers:");
@@ -49,7 +59,10 @@ pub fn explain(config: &Config, envelope: &Envelope, plan: &Plan) -> String {
         }
     }
     if plan.private {
-        let _ = writeln!(out, "The Message-ID is remembered as private: replies stay off the archives.");
+        let _ = writeln!(
+            out,
+            "The Message-ID is remembered as private: replies stay off the archives."
+        );
     }
     if !plan.skipped.is_empty() {
         let _ = writeln!(out, "Skipped:");

@@ -100,7 +100,11 @@ impl MessageFacts {
 
 /// Message-IDs compare without their angle brackets and surrounding space.
 pub fn normalize_id(id: &str) -> String {
-    id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string()
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
 }
 
 fn ids(v: &HeaderValue) -> Vec<String> {
@@ -150,7 +154,10 @@ pub fn archive_block(
 
 /// Renders header fields as wire text (CRLF line ends), ready to prepend.
 pub fn render(headers: &[(String, String)]) -> String {
-    headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect()
+    headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -182,7 +189,10 @@ X-Teamrelay-Archive: x@example.com\r\n\
         assert!(f.thread_ids.contains(&"p0@example.com".to_string()));
         assert_eq!(f.received_count, 2);
         assert!(f.archive_marker);
-        assert_eq!(f.automatic().as_deref(), Some("Auto-Submitted: auto-replied"));
+        assert_eq!(
+            f.automatic().as_deref(),
+            Some("Auto-Submitted: auto-replied")
+        );
     }
 
     #[test]
@@ -201,7 +211,12 @@ X-Teamrelay-Archive: x@example.com\r\n\
 
     #[test]
     fn junk_headers_give_empty_facts() {
-        for raw in [&b""[..], b"\r\n\r\n", b"\xff\xfe\x00", b"From: <<<@@@>>>\r\n\r\n"] {
+        for raw in [
+            &b""[..],
+            b"\r\n\r\n",
+            b"\xff\xfe\x00",
+            b"From: <<<@@@>>>\r\n\r\n",
+        ] {
             let f = MessageFacts::from_message(raw);
             assert!(f.from.is_empty());
         }
@@ -215,14 +230,26 @@ X-Teamrelay-Archive: x@example.com\r\n\
         let names: Vec<&str> = block.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["X-Teamrelay-Archive", "X-Teamrelay-For", "X-Teamrelay-Direction", "List-Id", "Precedence", "X-Auto-Response-Suppress"]
+            [
+                "X-Teamrelay-Archive",
+                "X-Teamrelay-For",
+                "X-Teamrelay-Direction",
+                "List-Id",
+                "Precedence",
+                "X-Auto-Response-Suppress"
+            ]
         );
         assert_eq!(block[3].1, "<customers-archive.example.com>");
         facts.has_list_id = true;
         facts.precedence = Some("bulk".into());
         let block = archive_block(&list, &[], false, &facts);
-        assert!(block.iter().all(|(n, _)| n != "List-Id" && n != "Precedence"));
+        assert!(block
+            .iter()
+            .all(|(n, _)| n != "List-Id" && n != "Precedence"));
         assert_eq!(block[2].1, "outbound");
-        assert_eq!(render(&block[..1]), "X-Teamrelay-Archive: customers-archive@example.com\r\n");
+        assert_eq!(
+            render(&block[..1]),
+            "X-Teamrelay-Archive: customers-archive@example.com\r\n"
+        );
     }
 }

@@ -117,8 +117,14 @@ pub enum SkipReason {
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SkipReason::PrivateAddress => write!(f, "the private address: marks the message private, never delivered"),
-            SkipReason::BounceConsumed => write!(f, "a list bounce address: the bounce is logged and counted, not delivered"),
+            SkipReason::PrivateAddress => write!(
+                f,
+                "the private address: marks the message private, never delivered"
+            ),
+            SkipReason::BounceConsumed => write!(
+                f,
+                "a list bounce address: the bounce is logged and counted, not delivered"
+            ),
             SkipReason::DirectRecipient => write!(f, "already a direct recipient"),
             SkipReason::ViaEarlierList(l) => write!(f, "already gets it through list {l}"),
             SkipReason::PrimaryRecipient => write!(f, "already a recipient of the message"),
@@ -160,7 +166,9 @@ impl fmt::Display for ArchiveSkip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ArchiveSkip::NotCustomerFacing => write!(f, "internal mail (no external participant)"),
-            ArchiveSkip::AlreadyAnArchiveCopy => write!(f, "already an archive copy (X-Teamrelay-Archive)"),
+            ArchiveSkip::AlreadyAnArchiveCopy => {
+                write!(f, "already an archive copy (X-Teamrelay-Archive)")
+            }
             ArchiveSkip::PrivateAddress => write!(f, "addressed to the private address"),
             ArchiveSkip::PrivateThread => write!(f, "part of a thread marked private"),
             ArchiveSkip::NeverArchive(a) => write!(f, "{a} matches team.never_archive"),
@@ -221,7 +229,9 @@ pub fn plan(
     if ingress == Ingress::Normal {
         expand::add_deliveries(config, envelope, facts, &expanded, &mut plan);
     }
-    archive::choose_copies(config, envelope, facts, memory, ingress, &expanded, &mut plan);
+    archive::choose_copies(
+        config, envelope, facts, memory, ingress, &expanded, &mut plan,
+    );
     plan
 }
 

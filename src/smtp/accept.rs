@@ -38,8 +38,15 @@ impl Session {
             return Reply::loop_detected();
         }
         let config = self.config.clone();
-        let ingress = if self.listener.mode == Mode::Tap { Ingress::Tap } else { Ingress::Normal };
-        let envelope = Envelope { sender: sender.clone(), recipients: recipients.to_vec() };
+        let ingress = if self.listener.mode == Mode::Tap {
+            Ingress::Tap
+        } else {
+            Ingress::Normal
+        };
+        let envelope = Envelope {
+            sender: sender.clone(),
+            recipients: recipients.to_vec(),
+        };
         let memory = self.spool().recall(&facts);
         let plan = route::plan(&config, &envelope, &facts, &memory, ingress);
         let team = plan.team_recipients();
@@ -87,7 +94,8 @@ impl Session {
         info!(id = %id, from = %from, rcpts = %rcpts.join(","), size, peer = %self.peer, "accepted");
         metrics::counter!("teamrelay_messages_accepted_total").increment(1);
         metrics::counter!("teamrelay_archive_copies_total").increment(plan.archive_copies() as u64);
-        metrics::counter!("teamrelay_list_bounces_total").increment(plan.consumed_bounces.len() as u64);
+        metrics::counter!("teamrelay_list_bounces_total")
+            .increment(plan.consumed_bounces.len() as u64);
         if !plan.deliveries.is_empty() {
             self.shared.wake.notify_one();
         }
@@ -98,7 +106,11 @@ impl Session {
     fn received_header(&self, id: &str, recipients: &[Address]) -> String {
         let helo = self.helo.as_deref().unwrap_or("unknown");
         // Only characters safe in a header: the HELO name is the client's to choose.
-        let helo: String = helo.chars().filter(|c| c.is_ascii_graphic()).take(100).collect();
+        let helo: String = helo
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(100)
+            .collect();
         let with = if self.listener.protocol == crate::config::Protocol::Lmtp {
             "LMTP"
         } else if self.esmtp {
@@ -129,7 +141,10 @@ fn log_plan(id: &str, envelope: &Envelope, plan: &route::Plan, head: &[u8]) {
     }
     for b in &plan.consumed_bounces {
         let failed = reported_recipient(head).unwrap_or_else(|| "unknown".into());
-        let from = envelope.sender.as_ref().map_or("<>".to_string(), |s| s.to_string());
+        let from = envelope
+            .sender
+            .as_ref()
+            .map_or("<>".to_string(), |s| s.to_string());
         info!(id = %id, to = %b, from = %from, failed_recipient = %failed, "list bounce consumed");
     }
 }
@@ -155,10 +170,17 @@ fn reported_recipient(head: &[u8]) -> Option<String> {
 mod tests {
     #[test]
     fn finds_the_reported_recipient() {
-        let dsn = b"From: MAILER-DAEMON@x\r\n\r\n--b\r\nFinal-Recipient: rfc822; bob@example.com\r\n";
-        assert_eq!(super::reported_recipient(dsn).as_deref(), Some("bob@example.com"));
+        let dsn =
+            b"From: MAILER-DAEMON@x\r\n\r\n--b\r\nFinal-Recipient: rfc822; bob@example.com\r\n";
+        assert_eq!(
+            super::reported_recipient(dsn).as_deref(),
+            Some("bob@example.com")
+        );
         let exim = b"X-Failed-Recipients: carol@example.com\r\n\r\n";
-        assert_eq!(super::reported_recipient(exim).as_deref(), Some("carol@example.com"));
+        assert_eq!(
+            super::reported_recipient(exim).as_deref(),
+            Some("carol@example.com")
+        );
         assert_eq!(super::reported_recipient(b"Subject: hi\r\n\r\n"), None);
     }
 }

@@ -86,7 +86,9 @@ impl Session {
             smtp_proto::AUTH_LOGIN => self.auth_login(initial).await,
             _ => return self.reply(Reply::new(504, "5.5.4", "mechanism not supported")),
         };
-        let Some((user, password)) = creds else { return };
+        let Some((user, password)) = creds else {
+            return;
+        };
         let hash = self.config.user(&user).map(|u| u.password_hash.clone());
         if verify(hash, &password).await {
             info!(peer = %self.peer, user = %user, "authenticated");
@@ -96,14 +98,22 @@ impl Session {
             info!(peer = %self.peer, user = %user, "authentication failed");
             crate::metrics::rejected("auth");
             tokio::time::sleep(FAILED_AUTH_DELAY).await;
-            self.reply(Reply::new(535, "5.7.8", "authentication credentials invalid"));
+            self.reply(Reply::new(
+                535,
+                "5.7.8",
+                "authentication credentials invalid",
+            ));
         }
     }
 
     /// Reads one base64 response line after a `334` challenge; `None` (with the reply
     /// given) when the client cancels or sends junk.
     async fn challenge(&mut self, prompt: &str) -> Option<Vec<u8>> {
-        self.reply(Reply { code: 334, enhanced: "", lines: vec![prompt.to_string()] });
+        self.reply(Reply {
+            code: 334,
+            enhanced: "",
+            lines: vec![prompt.to_string()],
+        });
         let Some(line) = self.read_auth_line().await else {
             self.closing = true;
             return None;
@@ -126,12 +136,19 @@ impl Session {
     }
 
     async fn auth_plain(&mut self, initial: String) -> Option<(String, String)> {
-        let raw = if initial.is_empty() { self.challenge("").await? } else { self.decode_response(&initial)? };
+        let raw = if initial.is_empty() {
+            self.challenge("").await?
+        } else {
+            self.decode_response(&initial)?
+        };
         // authzid NUL authcid NUL password
         let mut parts = raw.split(|&b| b == 0);
         let (_authz, user, pass) = (parts.next(), parts.next(), parts.next());
         match (user, pass, parts.next()) {
-            (Some(u), Some(p), None) => Some((String::from_utf8_lossy(u).into_owned(), String::from_utf8_lossy(p).into_owned())),
+            (Some(u), Some(p), None) => Some((
+                String::from_utf8_lossy(u).into_owned(),
+                String::from_utf8_lossy(p).into_owned(),
+            )),
             _ => {
                 self.reply(Reply::new(501, "5.5.2", "malformed AUTH PLAIN response"));
                 None
@@ -140,11 +157,17 @@ impl Session {
     }
 
     async fn auth_login(&mut self, initial: String) -> Option<(String, String)> {
-        let user = if initial.is_empty() { self.challenge("VXNlcm5hbWU6").await? } else { self.decode_response(&initial)? };
+        let user = if initial.is_empty() {
+            self.challenge("VXNlcm5hbWU6").await?
+        } else {
+            self.decode_response(&initial)?
+        };
         let pass = self.challenge("UGFzc3dvcmQ6").await?;
-        Some((String::from_utf8_lossy(&user).into_owned(), String::from_utf8_lossy(&pass).into_owned()))
+        Some((
+            String::from_utf8_lossy(&user).into_owned(),
+            String::from_utf8_lossy(&pass).into_owned(),
+        ))
     }
-
 }
 
 /// argon2 verification off the async threads (it is deliberately slow). An unknown user
@@ -153,7 +176,11 @@ async fn verify(hash: Option<String>, password: &str) -> bool {
     let Some(hash) = hash else { return false };
     let password = password.to_string();
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
     })
     .await
     .unwrap_or(false)
@@ -167,7 +194,10 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut salt))
         .map_err(|e| format!("cannot read random bytes: {e}"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -181,7 +211,9 @@ mod tests {
         assert!(a.starts_with("$argon2id$"));
         assert_ne!(a, b);
         let h = PasswordHash::new(&a).unwrap();
-        assert!(Argon2::default().verify_password(b"correct horse", &h).is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &h)
+            .is_ok());
         assert!(Argon2::default().verify_password(b"wrong", &h).is_err());
     }
 }

@@ -64,7 +64,15 @@ impl Session {
             None => {
                 let id = Spool::new_id();
                 let sink = self.spool().body_sink(&id);
-                Chunks { id, sink, head: Vec::new(), size: 0, prev_cr: false, bare: false, too_big: false }
+                Chunks {
+                    id,
+                    sink,
+                    head: Vec::new(),
+                    size: 0,
+                    prev_cr: false,
+                    bare: false,
+                    too_big: false,
+                }
             }
         };
         let max = self.config.server.max_message_size;

@@ -35,14 +35,20 @@ impl Session {
             Request::Noop { .. } => self.reply(Reply::ok()),
             Request::Quit => self.reply(Reply::bye()),
             Request::Vrfy { .. } => self.reply(Reply::vrfy()),
-            Request::Help { .. } => {
-                self.reply(Reply::new(214, "2.0.0", "see RFC 5321; teamrelay speaks plain SMTP"))
-            }
+            Request::Help { .. } => self.reply(Reply::new(
+                214,
+                "2.0.0",
+                "see RFC 5321; teamrelay speaks plain SMTP",
+            )),
             Request::StartTls => self.starttls().await,
-            Request::Auth { mechanism, initial_response } => {
-                self.auth(mechanism, initial_response.into_owned()).await
-            }
-            Request::Bdat { chunk_size, is_last } => self.bdat(chunk_size, is_last).await,
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response.into_owned()).await,
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => self.bdat(chunk_size, is_last).await,
             Request::Expn { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. }
@@ -53,7 +59,11 @@ impl Session {
     async fn hello(&mut self, host: Cow<'_, str>, esmtp: bool, lhlo: bool) {
         let lmtp = self.listener.protocol == Protocol::Lmtp;
         if lmtp != lhlo {
-            let want = if lmtp { "this is an LMTP server: use LHLO" } else { "use EHLO or HELO" };
+            let want = if lmtp {
+                "this is an LMTP server: use LHLO"
+            } else {
+                "use EHLO or HELO"
+            };
             return self.reply(Reply::bad_sequence(want));
         }
         if host.trim().is_empty() {
@@ -91,7 +101,11 @@ impl Session {
         if self.auth_offered() {
             lines.push("AUTH PLAIN LOGIN".into());
         }
-        self.reply(Reply { code: 250, enhanced: "", lines });
+        self.reply(Reply {
+            code: 250,
+            enhanced: "",
+            lines,
+        });
     }
 
     fn mail(&mut self, from: smtp_proto::MailFrom<Cow<'_, str>>) {
@@ -119,7 +133,10 @@ impl Session {
             }
         };
         if let Some(name) = &self.auth_user {
-            let owns = self.config.user(name).is_some_and(|u| sender.as_ref().is_some_and(|s| u.addresses.contains(s)));
+            let owns = self
+                .config
+                .user(name)
+                .is_some_and(|u| sender.as_ref().is_some_and(|s| u.addresses.contains(s)));
             if !owns {
                 info!(peer = %self.peer, user = %name, sender = ?sender, "sender not owned by user");
                 return self.reply(Reply::sender_not_owned());
@@ -128,7 +145,10 @@ impl Session {
         if from.size > self.config.server.max_message_size {
             return self.reply(Reply::too_big());
         }
-        self.txn = Some(Transaction { sender, recipients: Vec::new() });
+        self.txn = Some(Transaction {
+            sender,
+            recipients: Vec::new(),
+        });
         self.reply(Reply::sender_ok());
     }
 
@@ -184,7 +204,10 @@ impl Session {
 
     /// Whether the client address is in the listener's `allow` networks.
     pub fn client_allowed(&self) -> bool {
-        self.listener.allow.iter().any(|net| net.contains(self.peer.ip()))
+        self.listener
+            .allow
+            .iter()
+            .any(|net| net.contains(self.peer.ip()))
     }
 
     async fn data(&mut self) {
@@ -206,7 +229,12 @@ impl Session {
 
     /// Accepts or rejects a received message and gives the reply (one per recipient on
     /// LMTP). Ends the transaction either way.
-    pub async fn finish_message(&mut self, id: &str, sink: crate::spool::BodySink, received: Result<(Vec<u8>, usize), Reply>) {
+    pub async fn finish_message(
+        &mut self,
+        id: &str,
+        sink: crate::spool::BodySink,
+        received: Result<(Vec<u8>, usize), Reply>,
+    ) {
         let txn = self.txn.take().unwrap_or_default();
         let reply = match received {
             Err(reply) => {
@@ -215,7 +243,10 @@ impl Session {
                 sink.discard().await;
                 reply
             }
-            Ok((head, size)) => self.accept(id, txn.sender.clone(), &txn.recipients, sink, &head, size).await,
+            Ok((head, size)) => {
+                self.accept(id, txn.sender.clone(), &txn.recipients, sink, &head, size)
+                    .await
+            }
         };
         if self.listener.protocol == Protocol::Lmtp {
             // RFC 2033: one reply per accepted recipient. The spool takes a message for
@@ -235,7 +266,9 @@ fn parse_error(e: ParseError) -> Reply {
         ParseError::InvalidSenderAddress => Reply::bad_sender(),
         ParseError::InvalidRecipientAddress => Reply::bad_recipient(),
         ParseError::SyntaxError { syntax } => Reply::syntax(syntax),
-        ParseError::InvalidParameter { param } => Reply::new(501, "5.5.4", format!("invalid parameter {param}")),
+        ParseError::InvalidParameter { param } => {
+            Reply::new(501, "5.5.4", format!("invalid parameter {param}"))
+        }
         ParseError::UnsupportedParameter { param } => Reply::bad_parameter(&param),
         ParseError::NeedsMoreData { .. }
         | ParseError::ResponseTooLong

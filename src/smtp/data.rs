@@ -46,7 +46,12 @@ pub struct DotDecoder {
 impl DotDecoder {
     /// A decoder that refuses more than `max` bytes of message.
     pub fn new(max: usize) -> DotDecoder {
-        DotDecoder { state: State::LineStart, max, written: 0, error: None }
+        DotDecoder {
+            state: State::LineStart,
+            max,
+            written: 0,
+            error: None,
+        }
     }
 
     /// Feeds bytes from the wire; appends message bytes to `out`. Returns how many input
@@ -136,7 +141,11 @@ mod tests {
     use super::*;
 
     /// Decodes `input` fed in pieces of `chunk` bytes.
-    fn decode(input: &[u8], chunk: usize, max: usize) -> (Option<usize>, Result<Vec<u8>, DataError>) {
+    fn decode(
+        input: &[u8],
+        chunk: usize,
+        max: usize,
+    ) -> (Option<usize>, Result<Vec<u8>, DataError>) {
         let mut d = DotDecoder::new(max);
         let mut out = Vec::new();
         let mut offset = 0;
@@ -171,7 +180,9 @@ mod tests {
     #[test]
     fn smuggling_variants_never_end_data_early() {
         // Each has a fake end of data followed by a smuggled message, then the real end.
-        let fakes: &[&[u8]] = &[b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\n", b"\r.\r\n", b"\n.\r", b"\r\n.\r"];
+        let fakes: &[&[u8]] = &[
+            b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\n", b"\r.\r\n", b"\n.\r", b"\r\n.\r",
+        ];
         for fake in fakes {
             let mut input = b"x".to_vec();
             input.extend_from_slice(fake);
@@ -188,8 +199,17 @@ mod tests {
 
     #[test]
     fn bare_endings_are_errors() {
-        for input in [&b"a\nb\r\n.\r\n"[..], b"a\rb\r\n.\r\n", b"a\r\n.\rx\r\n.\r\n", b"a\r\r\n.\r\n"] {
-            assert_eq!(decode(input, 1, 1000).1, Err(DataError::BareLineEnding), "{input:?}");
+        for input in [
+            &b"a\nb\r\n.\r\n"[..],
+            b"a\rb\r\n.\r\n",
+            b"a\r\n.\rx\r\n.\r\n",
+            b"a\r\r\n.\r\n",
+        ] {
+            assert_eq!(
+                decode(input, 1, 1000).1,
+                Err(DataError::BareLineEnding),
+                "{input:?}"
+            );
         }
     }
 

@@ -19,7 +19,12 @@ pub struct Slot {
 
 impl Connections {
     /// Takes a slot for `ip` unless a limit is reached.
-    pub fn try_open(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Option<Slot> {
+    pub fn try_open(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Option<Slot> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let (total, per_ip) = &mut *open;
         let mine = per_ip.entry(ip).or_insert(0);
@@ -31,7 +36,10 @@ impl Connections {
         }
         *mine += 1;
         *total += 1;
-        Some(Slot { owner: self.clone(), ip })
+        Some(Slot {
+            owner: self.clone(),
+            ip,
+        })
     }
 }
 

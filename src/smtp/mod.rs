@@ -6,8 +6,8 @@ mod accept;
 mod auth;
 mod bdat;
 mod commands;
-mod limits;
 pub mod data;
+mod limits;
 pub mod reply;
 pub mod session;
 
@@ -48,14 +48,22 @@ pub struct Shared {
 impl Shared {
     /// Shared state for a server with this configuration and spool.
     pub fn new(config: Config, spool: Spool, wake: Arc<Notify>) -> Shared {
-        Shared { config: RwLock::new(Arc::new(config)), spool, wake, connections: Arc::default() }
+        Shared {
+            config: RwLock::new(Arc::new(config)),
+            spool,
+            wake,
+            connections: Arc::default(),
+        }
     }
 
     /// A snapshot of the configuration; a session keeps one for its whole transaction.
     pub fn config(&self) -> Arc<Config> {
         // A poisoned lock only means a panic elsewhere while swapping an Arc; the value
         // inside is still a complete config.
-        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the configuration (SIGHUP).
@@ -90,12 +98,20 @@ pub async fn run_listener(
         };
         let _ = stream.set_nodelay(true);
         let server = shared.config().server.clone();
-        let Some(slot) = shared.connections.try_open(peer.ip(), server.max_connections, server.max_connections_per_ip) else {
+        let Some(slot) = shared.connections.try_open(
+            peer.ip(),
+            server.max_connections,
+            server.max_connections_per_ip,
+        ) else {
             info!(peer = %peer, "too many connections");
             crate::metrics::rejected("too_many_connections");
             tokio::spawn(async move {
                 let mut stream = stream;
-                let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, Reply::too_many_connections().to_wire().as_bytes()).await;
+                let _ = tokio::io::AsyncWriteExt::write_all(
+                    &mut stream,
+                    Reply::too_many_connections().to_wire().as_bytes(),
+                )
+                .await;
             });
             continue;
         };
@@ -108,7 +124,9 @@ pub async fn run_listener(
                 return session::run(Box::new(stream), peer, spec, shared, shutdown, false).await;
             }
             // Port-465 style: the handshake comes before the greeting.
-            let Some(tls) = shared.config().tls.clone() else { return };
+            let Some(tls) = shared.config().tls.clone() else {
+                return;
+            };
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {

@@ -15,7 +15,11 @@ pub struct Reply {
 impl Reply {
     /// A one-line reply.
     pub fn new(code: u16, enhanced: &'static str, text: impl Into<String>) -> Reply {
-        Reply { code, enhanced, lines: vec![text.into()] }
+        Reply {
+            code,
+            enhanced,
+            lines: vec![text.into()],
+        }
     }
 
     /// Whether this reply counts as an error (4xx/5xx) for the ten-error limit.
@@ -32,7 +36,10 @@ impl Reply {
             if self.enhanced.is_empty() {
                 out.push_str(&format!("{}{}{}\r\n", self.code, sep, line));
             } else {
-                out.push_str(&format!("{}{}{} {}\r\n", self.code, sep, self.enhanced, line));
+                out.push_str(&format!(
+                    "{}{}{} {}\r\n",
+                    self.code, sep, self.enhanced, line
+                ));
             }
         }
         out
@@ -65,7 +72,11 @@ impl Reply {
         Reply::new(250, "2.1.5", "recipient OK")
     }
     pub fn start_data() -> Reply {
-        Reply { code: 354, enhanced: "", lines: vec!["end data with <CR><LF>.<CR><LF>".into()] }
+        Reply {
+            code: 354,
+            enhanced: "",
+            lines: vec!["end data with <CR><LF>.<CR><LF>".into()],
+        }
     }
     pub fn queued(id: &str) -> Reply {
         Reply::new(250, "2.0.0", format!("OK queued as {id}"))
@@ -74,7 +85,11 @@ impl Reply {
         Reply::new(221, "2.0.0", "bye")
     }
     pub fn vrfy() -> Reply {
-        Reply::new(252, "2.5.0", "cannot verify, but will accept and attempt delivery")
+        Reply::new(
+            252,
+            "2.5.0",
+            "cannot verify, but will accept and attempt delivery",
+        )
     }
     pub fn relay_denied() -> Reply {
         Reply::new(554, "5.7.1", "relay access denied")
@@ -116,7 +131,11 @@ impl Reply {
         Reply::new(554, "5.4.6", "too many Received headers: mail loop")
     }
     pub fn bare_line_ending() -> Reply {
-        Reply::new(550, "5.5.2", "bare CR or LF in message: only CRLF line endings are accepted")
+        Reply::new(
+            550,
+            "5.5.2",
+            "bare CR or LF in message: only CRLF line endings are accepted",
+        )
     }
     pub fn too_many_errors() -> Reply {
         Reply::new(421, "4.7.0", "too many errors, closing connection")
@@ -131,7 +150,11 @@ impl Reply {
         Reply::new(421, "4.7.0", "too many connections, try again later")
     }
     pub fn local_error() -> Reply {
-        Reply::new(451, "4.3.0", "local error, message not accepted; try again later")
+        Reply::new(
+            451,
+            "4.3.0",
+            "local error, message not accepted; try again later",
+        )
     }
     pub fn tap_denied() -> Reply {
         Reply::new(554, "5.7.1", "this client may not use the tap listener")
@@ -140,7 +163,11 @@ impl Reply {
         Reply::new(530, "5.7.0", "authentication required")
     }
     pub fn sender_not_owned() -> Reply {
-        Reply::new(553, "5.7.1", "sender address not owned by the authenticated user")
+        Reply::new(
+            553,
+            "5.7.1",
+            "sender address not owned by the authenticated user",
+        )
     }
 }
 
@@ -156,10 +183,20 @@ mod tests {
 
     #[test]
     fn wire_forms() {
-        assert_eq!(Reply::relay_denied().to_wire(), "554 5.7.1 relay access denied\r\n");
-        let ehlo = Reply { code: 250, enhanced: "", lines: vec!["host".into(), "SIZE 10".into()] };
+        assert_eq!(
+            Reply::relay_denied().to_wire(),
+            "554 5.7.1 relay access denied\r\n"
+        );
+        let ehlo = Reply {
+            code: 250,
+            enhanced: "",
+            lines: vec!["host".into(), "SIZE 10".into()],
+        };
         assert_eq!(ehlo.to_wire(), "250-host\r\n250 SIZE 10\r\n");
-        assert_eq!(Reply::start_data().to_wire(), "354 end data with <CR><LF>.<CR><LF>\r\n");
+        assert_eq!(
+            Reply::start_data().to_wire(),
+            "354 end data with <CR><LF>.<CR><LF>\r\n"
+        );
         assert!(Reply::too_many_recipients().is_error());
         assert!(!Reply::ok().is_error());
     }

@@ -108,7 +108,11 @@ pub async fn run(
         return;
     }
     let greeting = format!("{} ESMTP teamrelay", s.config.server.hostname);
-    s.reply(Reply { code: 220, enhanced: "", lines: vec![greeting] });
+    s.reply(Reply {
+        code: 220,
+        enhanced: "",
+        lines: vec![greeting],
+    });
     while !s.closing {
         let line = tokio::select! {
             l = s.read_line() => l,
@@ -146,7 +150,8 @@ impl Session {
             self.errors += 1;
             if self.errors >= MAX_ERRORS {
                 info!(peer = %self.peer, "too many errors, closing");
-                self.outbuf.extend_from_slice(Reply::too_many_errors().to_wire().as_bytes());
+                self.outbuf
+                    .extend_from_slice(Reply::too_many_errors().to_wire().as_bytes());
                 self.closing = true;
             }
         }

@@ -17,7 +17,11 @@ pub struct BodySink {
 
 impl BodySink {
     pub(super) fn new(path: PathBuf) -> BodySink {
-        BodySink { path, file: None, buf: Vec::new() }
+        BodySink {
+            path,
+            file: None,
+            buf: Vec::new(),
+        }
     }
 
     /// Writes the buffer out if it has grown past [`FLUSH_AT`].

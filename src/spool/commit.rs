@@ -32,13 +32,17 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        let requests: Vec<Vec<Op>> = batch.iter_mut().map(|r| std::mem::take(&mut r.ops)).collect();
+        let requests: Vec<Vec<Op>> = batch
+            .iter_mut()
+            .map(|r| std::mem::take(&mut r.ops))
+            .collect();
         let (spool2, db2) = (spool.clone(), db.clone());
         // One trip off the async threads for the whole batch, in the order that keeps a
         // record from ever reaching the disk before its body: body data and directory
         // entries first, then the sled records, then sled's flush.
         let done = tokio::task::spawn_blocking(move || commit_batch(&spool2, &db2, requests)).await;
-        let (result, removed) = done.unwrap_or_else(|e| (Err(format!("spool commit task failed: {e}")), Vec::new()));
+        let (result, removed) =
+            done.unwrap_or_else(|e| (Err(format!("spool commit task failed: {e}")), Vec::new()));
         if let Err(e) = &result {
             error!(error = %e, "spool commit failed");
         }
@@ -57,10 +61,23 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
 
 /// Syncs the batch's body files, applies its records, flushes sled. Returns the result
 /// and the ids whose body files can go.
-fn commit_batch(spool: &Spool, db: &sled::Db, requests: Vec<Vec<Op>>) -> (Result<(), String>, Vec<String>) {
+fn commit_batch(
+    spool: &Spool,
+    db: &sled::Db,
+    requests: Vec<Vec<Op>>,
+) -> (Result<(), String>, Vec<String>) {
     let mut removed = Vec::new();
-    let files: Vec<&std::fs::File> =
-        requests.iter().flatten().filter_map(|op| if let Op::SyncBody(f) = op { Some(f) } else { None }).collect();
+    let files: Vec<&std::fs::File> = requests
+        .iter()
+        .flatten()
+        .filter_map(|op| {
+            if let Op::SyncBody(f) = op {
+                Some(f)
+            } else {
+                None
+            }
+        })
+        .collect();
     for f in &files {
         if let Err(e) = f.sync_data() {
             return (Err(format!("body fsync failed: {e}")), removed);
@@ -105,7 +122,9 @@ fn apply(spool: &Spool, ops: &[Op], removed: &mut Vec<String>) -> Result<(), Str
                 schedule_old.push(id.clone());
                 removed.push(id.clone());
             }
-            Op::Remember(m) => m.apply(&spool.private, &spool.delivered).map_err(|e| e.to_string())?,
+            Op::Remember(m) => m
+                .apply(&spool.private, &spool.delivered)
+                .map_err(|e| e.to_string())?,
             Op::SyncBody(_) => {}
         }
     }

@@ -58,7 +58,9 @@ impl StoredDelivery {
 
     /// Recipients still to deliver.
     pub fn pending(&self) -> impl Iterator<Item = &Rcpt> {
-        self.rcpts.iter().filter(|r| matches!(r.state, RcptState::Pending { .. }))
+        self.rcpts
+            .iter()
+            .filter(|r| matches!(r.state, RcptState::Pending { .. }))
     }
 }
 
@@ -76,7 +78,10 @@ impl From<&Delivery> for StoredDelivery {
             rcpts: d
                 .recipients
                 .iter()
-                .map(|r| Rcpt { address: r.to_string(), state: RcptState::Pending { last_error: None } })
+                .map(|r| Rcpt {
+                    address: r.to_string(),
+                    state: RcptState::Pending { last_error: None },
+                })
                 .collect(),
         }
     }
@@ -109,14 +114,21 @@ impl Entry {
 
     /// Every pending recipient address (for `queue list`).
     pub fn pending_addresses(&self) -> Vec<&str> {
-        self.deliveries.iter().flat_map(|d| d.pending()).map(|r| r.address.as_str()).collect()
+        self.deliveries
+            .iter()
+            .flat_map(|d| d.pending())
+            .map(|r| r.address.as_str())
+            .collect()
     }
 
     /// The most recent error of any pending recipient.
     pub fn last_error(&self) -> Option<&str> {
-        self.deliveries.iter().flat_map(|d| d.pending()).find_map(|r| match &r.state {
-            RcptState::Pending { last_error } => last_error.as_deref(),
-            _ => None,
-        })
+        self.deliveries
+            .iter()
+            .flat_map(|d| d.pending())
+            .find_map(|r| match &r.state {
+                RcptState::Pending { last_error } => last_error.as_deref(),
+                _ => None,
+            })
     }
 }

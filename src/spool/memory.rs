@@ -46,7 +46,9 @@ fn delivered_key(id: &str, addr: &str) -> Vec<u8> {
 }
 
 fn unexpired(v: &[u8], now: u64) -> bool {
-    v.try_into().map(u64::from_be_bytes).is_ok_and(|exp| exp > now)
+    v.try_into()
+        .map(u64::from_be_bytes)
+        .is_ok_and(|exp| exp > now)
 }
 
 impl Spool {
@@ -54,22 +56,36 @@ impl Spool {
     pub fn recall(&self, facts: &MessageFacts) -> Memory {
         let now = now();
         let is_private = |id: &str| {
-            self.private.get(id.as_bytes()).ok().flatten().is_some_and(|v| unexpired(&v, now))
+            self.private
+                .get(id.as_bytes())
+                .ok()
+                .flatten()
+                .is_some_and(|v| unexpired(&v, now))
         };
-        let thread_private = facts.message_id.iter().chain(&facts.thread_ids).any(|id| is_private(id));
+        let thread_private = facts
+            .message_id
+            .iter()
+            .chain(&facts.thread_ids)
+            .any(|id| is_private(id));
         let mut already_has = HashSet::new();
         if let Some(id) = &facts.message_id {
             let mut prefix = id.as_bytes().to_vec();
             prefix.push(0);
             for (k, v) in self.delivered.scan_prefix(&prefix).flatten() {
                 if unexpired(&v, now) {
-                    if let Some(a) = std::str::from_utf8(&k[prefix.len()..]).ok().and_then(|s| Address::parse(s).ok()) {
+                    if let Some(a) = std::str::from_utf8(&k[prefix.len()..])
+                        .ok()
+                        .and_then(|s| Address::parse(s).ok())
+                    {
                         already_has.insert(a);
                     }
                 }
             }
         }
-        Memory { thread_private, already_has }
+        Memory {
+            thread_private,
+            already_has,
+        }
     }
 
     /// Deletes expired memories; returns how many.
@@ -89,15 +105,26 @@ impl Spool {
 
 /// The writes SPEC §4 asks for once a message is accepted: its Message-ID as private
 /// when the plan says so, and every team recipient as having it.
-pub fn writes_for(facts: &MessageFacts, private: bool, team_recipients: &[Address], private_memory: Duration) -> MemoryWrites {
+pub fn writes_for(
+    facts: &MessageFacts,
+    private: bool,
+    team_recipients: &[Address],
+    private_memory: Duration,
+) -> MemoryWrites {
     let mut w = MemoryWrites::default();
-    let Some(id) = &facts.message_id else { return w };
+    let Some(id) = &facts.message_id else {
+        return w;
+    };
     let now = now();
     if private {
         w.private.push((id.clone(), now + private_memory.as_secs()));
     }
     for a in team_recipients {
-        w.delivered.push((id.clone(), a.key().to_string(), now + DELIVERED_MEMORY.as_secs()));
+        w.delivered.push((
+            id.clone(),
+            a.key().to_string(),
+            now + DELIVERED_MEMORY.as_secs(),
+        ));
     }
     w
 }

@@ -30,7 +30,10 @@ pub use memory::{writes_for as memory_writes, MemoryWrites};
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Handle to the spool; cheap to clone.
@@ -61,7 +64,9 @@ impl Spool {
     /// inside a tokio runtime. Rebuilds the schedule from the queue, so a crash between
     /// taking a message off the schedule and finishing it loses nothing.
     pub fn open(dir: &Path) -> Result<Spool, SpoolError> {
-        let err = |what: &str, e: &dyn std::fmt::Display| SpoolError(format!("spool {}: {what}: {e}", dir.display()));
+        let err = |what: &str, e: &dyn std::fmt::Display| {
+            SpoolError(format!("spool {}: {what}: {e}", dir.display()))
+        };
         std::fs::create_dir_all(dir.join("bodies")).map_err(|e| err("cannot create", &e))?;
         let db = sled::Config::new()
             .path(dir.join("db"))
@@ -69,11 +74,24 @@ impl Spool {
             .open()
             .map_err(|e| err("cannot open (is another teamrelay using it?)", &e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| err("cannot open tree", &e));
-        let (queue, schedule, private, delivered) =
-            (tree("queue")?, tree("schedule")?, tree("private")?, tree("delivered")?);
+        let (queue, schedule, private, delivered) = (
+            tree("queue")?,
+            tree("schedule")?,
+            tree("private")?,
+            tree("delivered")?,
+        );
         let (tx, rx) = mpsc::unbounded_channel();
-        let spool = Spool { dir: dir.to_path_buf(), queue, schedule, private, delivered, commits: tx };
-        spool.rebuild_schedule().map_err(|e| err("cannot rebuild schedule", &e))?;
+        let spool = Spool {
+            dir: dir.to_path_buf(),
+            queue,
+            schedule,
+            private,
+            delivered,
+            commits: tx,
+        };
+        spool
+            .rebuild_schedule()
+            .map_err(|e| err("cannot rebuild schedule", &e))?;
         spool.remove_orphan_bodies();
         tokio::spawn(commit::run(db, spool.clone(), rx));
         Ok(spool)
@@ -82,9 +100,16 @@ impl Spool {
     /// A fresh queue id: time-ordered, unique within this process, 16 hex digits.
     pub fn new_id() -> String {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!("{:011X}{:05X}", micros & 0xFFF_FFFF_FFFF, (n ^ std::process::id() as u64) & 0xFFFFF)
+        format!(
+            "{:011X}{:05X}",
+            micros & 0xFFF_FFFF_FFFF,
+            (n ^ std::process::id() as u64) & 0xFFFFF
+        )
     }
 
     /// Where the body of message `id` lives.
@@ -104,7 +129,8 @@ impl Spool {
         self.commits
             .send(commit::Request { ops, done })
             .map_err(|_| "spool committer stopped".to_string())?;
-        wait.await.map_err(|_| "spool committer stopped".to_string())?
+        wait.await
+            .map_err(|_| "spool committer stopped".to_string())?
     }
 
     /// One queued message.
@@ -129,7 +155,9 @@ impl Spool {
     /// arrival time, so the first key is the oldest.
     pub fn oldest_received(&self) -> Option<u64> {
         let (_, v) = self.queue.first().ok()??;
-        serde_json::from_slice::<Entry>(&v).ok().map(|e| e.received_at)
+        serde_json::from_slice::<Entry>(&v)
+            .ok()
+            .map(|e| e.received_at)
     }
 
     /// Number of queued messages.
@@ -183,7 +211,9 @@ impl Spool {
                 let _ = self.schedule.remove(schedule_key(e.next_try, &e.id));
             }
         }
-        let Ok(dir) = std::fs::read_dir(self.dir.join("bodies")) else { return };
+        let Ok(dir) = std::fs::read_dir(self.dir.join("bodies")) else {
+            return;
+        };
         for f in dir.flatten() {
             let name = f.file_name().to_string_lossy().to_string();
             if !self.queue.contains_key(name.as_bytes()).unwrap_or(true) {

@@ -328,7 +328,13 @@ impl Upstream {
                 let (t, s, tls) = (t.clone(), s.clone(), tls.clone());
                 thread::spawn(move || {
                     conn.set_read_timeout(Some(Duration::from_secs(60))).ok();
-                    let upstream = FakeSession { lmtp, auth, tls, txns: t, script: s };
+                    let upstream = FakeSession {
+                        lmtp,
+                        auth,
+                        tls,
+                        txns: t,
+                        script: s,
+                    };
                     upstream.serve(conn);
                 });
             }
@@ -348,7 +354,10 @@ impl Upstream {
 
     /// Every (recipient, transaction) pair received.
     pub fn by_rcpt(&self) -> Vec<(String, Txn)> {
-        self.txns().into_iter().flat_map(|t| t.rcpts.clone().into_iter().map(move |r| (r, t.clone()))).collect()
+        self.txns()
+            .into_iter()
+            .flat_map(|t| t.rcpts.clone().into_iter().map(move |r| (r, t.clone())))
+            .collect()
     }
 }
 
@@ -364,7 +373,10 @@ struct FakeSession {
     script: Arc<Mutex<Script>>,
 }
 
-fn tls_wrap(config: &Arc<tokio_rustls::rustls::ServerConfig>, conn: TcpStream) -> Option<Box<dyn Io>> {
+fn tls_wrap(
+    config: &Arc<tokio_rustls::rustls::ServerConfig>,
+    conn: TcpStream,
+) -> Option<Box<dyn Io>> {
     let session = tokio_rustls::rustls::ServerConnection::new(config.clone()).ok()?;
     let mut stream = tokio_rustls::rustls::StreamOwned::new(session, conn);
     // Finish the handshake now, so a failure ends this connection here.
@@ -400,7 +412,12 @@ impl FakeSession {
                 return;
             }
             let upper = line.to_ascii_uppercase();
-            let arg = |l: &str| l.split_once('<').and_then(|(_, rest)| rest.split_once('>')).map(|(a, _)| a.to_string()).unwrap_or_default();
+            let arg = |l: &str| {
+                l.split_once('<')
+                    .and_then(|(_, rest)| rest.split_once('>'))
+                    .map(|(a, _)| a.to_string())
+                    .unwrap_or_default()
+            };
             let reply: String = if upper.starts_with("EHLO") || upper.starts_with("LHLO") {
                 let mut caps = String::from("250-upstream.test\r\n250-8BITMIME\r\n");
                 if matches!(self.tls, UpTls::StartTls(_)) && !tls_on {
@@ -411,7 +428,9 @@ impl FakeSession {
                 }
                 caps + "250 PIPELINING"
             } else if upper.starts_with("STARTTLS") {
-                let UpTls::StartTls(cfg) = &self.tls else { continue };
+                let UpTls::StartTls(cfg) = &self.tls else {
+                    continue;
+                };
                 let _ = r.get_mut().write_all(b"220 2.0.0 go ahead\r\n");
                 let Ok(conn) = raw.try_clone() else { return };
                 match tls_wrap(cfg, conn) {
@@ -425,8 +444,13 @@ impl FakeSession {
             } else if upper.starts_with("AUTH PLAIN ") {
                 use base64::Engine;
                 let b64 = line[11..].trim();
-                let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
-                let parts: Vec<String> = raw.split(|&b| b == 0).map(|p| String::from_utf8_lossy(p).to_string()).collect();
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap_or_default();
+                let parts: Vec<String> = raw
+                    .split(|&b| b == 0)
+                    .map(|p| String::from_utf8_lossy(p).to_string())
+                    .collect();
                 auth_user = Some(parts[1..].join(":"));
                 "235 2.7.0 ok".into()
             } else if upper.starts_with("HELO") {
@@ -434,7 +458,12 @@ impl FakeSession {
             } else if upper.starts_with("MAIL") {
                 from = arg(&line);
                 rcpts.clear();
-                self.script.lock().unwrap().mail_reply.clone().unwrap_or_else(|| "250 2.1.0 ok".into())
+                self.script
+                    .lock()
+                    .unwrap()
+                    .mail_reply
+                    .clone()
+                    .unwrap_or_else(|| "250 2.1.0 ok".into())
             } else if upper.starts_with("RCPT") {
                 let to = arg(&line);
                 match self.script.lock().unwrap().rcpt_reply.get(&to) {
@@ -473,7 +502,13 @@ impl FakeSession {
                     thread::sleep(Duration::from_secs(3600));
                     return;
                 }
-                let txn = Txn { mail_from: from.clone(), rcpts: rcpts.clone(), data, tls: tls_on, auth: auth_user.clone() };
+                let txn = Txn {
+                    mail_from: from.clone(),
+                    rcpts: rcpts.clone(),
+                    data,
+                    tls: tls_on,
+                    auth: auth_user.clone(),
+                };
                 if self.lmtp {
                     let mut out = String::new();
                     let mut accepted = Vec::new();
@@ -487,7 +522,10 @@ impl FakeSession {
                         }
                     }
                     if !accepted.is_empty() {
-                        self.txns.lock().unwrap().push(Txn { rcpts: accepted, ..txn });
+                        self.txns.lock().unwrap().push(Txn {
+                            rcpts: accepted,
+                            ..txn
+                        });
                     }
                     let _ = r.get_mut().write_all(out.as_bytes());
                     continue;
@@ -510,7 +548,10 @@ impl FakeSession {
             } else {
                 "502 unknown".into()
             };
-            if r.get_mut().write_all(format!("{reply}\r\n").as_bytes()).is_err() {
+            if r.get_mut()
+                .write_all(format!("{reply}\r\n").as_bytes())
+                .is_err()
+            {
                 return;
             }
         }
@@ -580,12 +621,17 @@ pub fn make_certs(dir: &Path) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "teamrelay test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "teamrelay test CA");
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "localhost");
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
     let cert = params.signed_by(&key, &issuer).unwrap();
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
     std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
@@ -596,8 +642,10 @@ pub fn make_certs(dir: &Path) {
 pub fn server_tls(dir: &Path) -> Arc<tokio_rustls::rustls::ServerConfig> {
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(dir.join("cert.pem")).unwrap().map(|c| c.unwrap()).collect();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("cert.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
     let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
