@@ -20,7 +20,7 @@ fi
 
 work="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MX=$(free_port); SINK=$(free_port)
+MX=$(free_port); SINK=$(free_port); LMTP=$(free_port)
 pids=()
 pfx="$work/postfix"
 restore_default() { :; }
@@ -47,6 +47,10 @@ domains = ["example.com"]
 [[listen]]
 address = "127.0.0.1:$MX"
 mode = "mx"
+[[listen]]
+address = "127.0.0.1:$LMTP"
+mode = "mx"
+protocol = "lmtp"
 [deliver]
 team = "smtp://127.0.0.1:$SINK"
 outside = "smtp://127.0.0.1:$SINK"
@@ -101,8 +105,25 @@ copies=$( (grep -l "X-Teamrelay-Archive: customers-archive@example.com" "$work"/
 originals=$( (grep -L "X-Teamrelay-Archive" "$work"/sink/* || true) | wc -l)
 grep -q "Hello from Postfix." "$work"/sink/* || { echo "interop: FAILED: body missing"; exit 1; }
 grep -q "by client.interop.test" "$work"/sink/* || { echo "interop: FAILED: Postfix's Received missing"; exit 1; }
-if [ "$copies" = 1 ] && [ "$originals" = 1 ]; then
-  echo "interop: Postfix -> teamrelay -> smtp-sink: 1 original and 1 archive copy, 2 passed, 0 failed"
-else
+if [ "$copies" != 1 ] || [ "$originals" != 1 ]; then
   echo "interop: FAILED: $originals originals, $copies copies"; exit 1
 fi
+echo "interop: Postfix smtp -> teamrelay -> smtp-sink: 1 original and 1 archive copy"
+
+# Second round: Postfix hands mail over with LMTP, as a content_filter would.
+postconf -c "$pfx/etc" -e "relayhost =" "default_transport = lmtp:inet:127.0.0.1:$LMTP"
+postfix -c "$pfx/etc" reload >/dev/null 2>&1
+printf 'From: Customer <customer@shop.example>\r\nTo: bob@example.com\r\nSubject: over lmtp\r\nMessage-ID: <interop-lmtp@shop.example>\r\n\r\nHello over LMTP.\r\n' \
+  | sendmail -C "$pfx/etc" -f customer@shop.example bob@example.com
+ok=0
+for _ in $(seq 300); do
+  n=$( (grep -l "Hello over LMTP." "$work"/sink/* 2>/dev/null || true) | wc -l)
+  if [ "$n" -ge 2 ]; then ok=1; break; fi
+  sleep 0.1
+done
+if [ "$ok" != 1 ] || ! grep -q "with LMTP" $(grep -l "Hello over LMTP." "$work"/sink/*); then
+  echo "interop: FAILED: LMTP round: $n of 2 messages"
+  tail -20 "$work/postfix.log" 2>/dev/null; tail -20 "$work/relay.log"
+  exit 1
+fi
+echo "interop: Postfix lmtp -> teamrelay -> smtp-sink: 1 original and 1 archive copy"
