@@ -22,10 +22,12 @@ pub struct Address {
     /// The address as the peer wrote it (kept for the wire: we never rewrite a customer's
     /// local part).
     raw: String,
-    /// Lower-cased form used for every comparison.
-    key: String,
-    /// Byte offset of the `@` in both `raw` and `key`.
+    /// Byte offset of the `@` in `raw`.
     at: usize,
+    /// Lower-cased form used for every comparison. Lower-casing can change byte lengths
+    /// (`İ` becomes `i̇`), so it has its own `@` offset.
+    key: String,
+    key_at: usize,
 }
 
 /// Why a string is not an address we accept.
@@ -71,33 +73,24 @@ impl Address {
         }
         check_local(local)?;
         check_domain(domain)?;
-        let key = format!("{}@{}", local.to_lowercase(), domain.to_lowercase());
-        // Lower-casing may change byte lengths for some scripts; recompute the split.
-        let key_at = key.rfind('@').ok_or(AddressError::NoAt)?;
-        if key_at != at {
-            // Keep one offset valid for both strings by storing the raw form lower-cased
-            // too; such addresses are rare and still compare correctly.
-            return Ok(Address {
-                raw: key.clone(),
-                key,
-                at: key_at,
-            });
-        }
+        let local_key = local.to_lowercase();
+        let key = format!("{local_key}@{}", domain.to_lowercase());
         Ok(Address {
             raw: s.to_string(),
-            key,
             at,
+            key,
+            key_at: local_key.len(),
         })
     }
 
     /// The local part, lower-cased.
     pub fn local(&self) -> &str {
-        &self.key[..self.at]
+        &self.key[..self.key_at]
     }
 
     /// The domain, lower-cased.
     pub fn domain(&self) -> &str {
-        &self.key[self.at + 1..]
+        &self.key[self.key_at + 1..]
     }
 
     /// The lower-cased form, used as a key in maps and the spool.
@@ -117,11 +110,13 @@ impl Address {
             &self.raw[..self.at],
             &self.raw[self.at + 1..]
         );
-        // Cannot fail: a valid local part plus "-bounces" stays valid unless it grows
-        // past 64 octets, which we accept for our own generated senders.
+        let local_key = format!("{}-bounces", self.local());
+        // Not re-parsed: a valid local part plus "-bounces" stays valid except for the
+        // 64-octet limit, which our own generated senders may exceed.
         Address {
-            key: raw.to_lowercase(),
             at: self.at + "-bounces".len(),
+            key: format!("{local_key}@{}", self.domain()),
+            key_at: local_key.len(),
             raw,
         }
     }
@@ -311,6 +306,18 @@ mod tests {
         assert_eq!(a.to_string(), "Alice@Example.COM");
         assert_eq!(a.domain(), "example.com");
         assert_eq!(a.local(), "alice");
+    }
+
+    #[test]
+    fn lowercasing_that_changes_lengths_keeps_the_address_intact() {
+        // 'İ' lower-cases to two characters; the address must still print as given,
+        // re-parse, and compare.
+        let a = Address::parse("İnci@Example.com").unwrap();
+        assert_eq!(a.to_string(), "İnci@Example.com");
+        assert_eq!(Address::parse(&a.to_string()).unwrap(), a);
+        assert_eq!(a.domain(), "example.com");
+        assert_eq!(a.bounces().domain(), "example.com");
+        assert_eq!(a.bounces().to_string(), "İnci-bounces@Example.com");
     }
 
     #[test]

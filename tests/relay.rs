@@ -545,11 +545,30 @@ fn sigterm_exits_cleanly() {
 #[test]
 fn maildir_delivery_lands_in_each_mailbox() {
     let config = base_config("")
-        .replace("team = \"smtp://127.0.0.1:{port:upteam}\"", "team = \"maildir://./mail\"")
-        .replace("outside = \"smtp://127.0.0.1:{port:upout}\"", "outside = \"maildir://./mail\"");
+        .replace(
+            "team = \"smtp://127.0.0.1:{port:upteam}\"",
+            "team = \"maildir://./mail\"",
+        )
+        .replace(
+            "outside = \"smtp://127.0.0.1:{port:upout}\"",
+            "outside = \"maildir://./mail\"",
+        );
     let relay = Relay::start(&config);
-    let msg = message("Customer <customer@shop.example>", "alice@example.com", "md1@shop.example", "");
-    assert!(send_py(relay.port("mx"), "customer@shop.example", &["alice@example.com"], &msg).success);
+    let msg = message(
+        "Customer <customer@shop.example>",
+        "alice@example.com",
+        "md1@shop.example",
+        "",
+    );
+    assert!(
+        send_py(
+            relay.port("mx"),
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg
+        )
+        .success
+    );
     // Relative to the config file's folder.
     let root = relay.dir.path().join("mail");
     let read_one = |who: &str| -> Option<String> {
@@ -557,13 +576,24 @@ fn maildir_delivery_lands_in_each_mailbox() {
         let file = std::fs::read_dir(&dir).ok()?.flatten().next()?;
         std::fs::read_to_string(file.path()).ok()
     };
-    assert!(wait_for(T, || ["alice", "bob", "carol", "dan"].iter().all(|w| read_one(&format!("{w}@example.com")).is_some())), "{}", relay.log());
+    assert!(
+        wait_for(T, || ["alice", "bob", "carol", "dan"]
+            .iter()
+            .all(|w| read_one(&format!("{w}@example.com")).is_some())),
+        "{}",
+        relay.log()
+    );
     let alice = read_one("alice@example.com").unwrap();
     assert_eq!(after_received(&alice).as_bytes(), &msg[..]);
     let bob = read_one("bob@example.com").unwrap();
-    assert!(after_received(&bob).starts_with("X-Teamrelay-Archive: customers-archive@example.com\r\n"));
+    assert!(
+        after_received(&bob).starts_with("X-Teamrelay-Archive: customers-archive@example.com\r\n")
+    );
     assert!(bob.ends_with(std::str::from_utf8(&msg).unwrap()));
     // Nothing half-written is left in tmp/.
-    let tmp = maildir(&root, "alice@example.com").parent().unwrap().join("tmp");
+    let tmp = maildir(&root, "alice@example.com")
+        .parent()
+        .unwrap()
+        .join("tmp");
     assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
 }

@@ -168,6 +168,7 @@ pub fn choose_copies(
             continue;
         }
         any_list = true;
+        plan.archives_matched.push(list.address.clone());
         let mut copies = Vec::new();
         for m in members(config, &list.address) {
             let reason = if ex.primary.contains(&m) {

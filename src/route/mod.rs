@@ -189,6 +189,9 @@ pub struct Plan {
     pub private: bool,
     /// `LIST-bounces@` recipients whose mail is consumed.
     pub consumed_bounces: Vec<Address>,
+    /// Archive lists whose `archive_of` covered a team participant (each of their
+    /// members then got a copy or has a `skipped` reason).
+    pub archives_matched: Vec<Address>,
 }
 
 impl Plan {

@@ -774,11 +774,8 @@ mod properties {
             // Every archive-list member who got nothing from an archive step that ran has
             // a recorded reason.
             if p.archive_skip.is_none() {
-                for l in c.lists.iter().filter(|l| l.is_archive()) {
-                    let ran = p.deliveries.iter().any(|d| d.kind == DeliveryKind::Archive(l.address.clone()))
-                        || p.skipped.iter().any(|s| members(&c, &l.address).contains(&s.address));
-                    if !ran { continue; }
-                    for m in members(&c, &l.address) {
+                for l in &p.archives_matched {
+                    for m in members(&c, l) {
                         prop_assert!(seen.contains(&m) || p.skipped.iter().any(|s| s.address == m), "{} has no reason", m);
                     }
                 }
@@ -792,5 +789,34 @@ mod properties {
                 prop_assert!(p.deliveries.iter().all(|d| d.kind != DeliveryKind::Original));
             }
         }
+    }
+}
+
+/// Fuzzer regression (`fuzz/regressions/route/archive-member-of-unmatched-list`): a
+/// member skipped by one archive list is also a member of another archive list that did
+/// not match; only matched lists owe a reason for every member.
+#[test]
+fn regression_reasons_are_owed_only_by_matched_archive_lists() {
+    let p = simple("dan@example.com", &["dan@example.com"]);
+    assert_eq!(p.archive_skip, Some(ArchiveSkip::NotCustomerFacing));
+    let facts = MessageFacts {
+        from: addrs(&["cus@shop.example"]),
+        ..Default::default()
+    };
+    let p = run(
+        &config(),
+        Some("cus@shop.example"),
+        &["carol@example.com"],
+        facts,
+        Memory::default(),
+    );
+    assert_eq!(
+        p.archives_matched,
+        addrs(&["customers-archive@example.com"])
+    );
+    for m in members(&config(), &a("customers-archive@example.com")) {
+        let covered = p.deliveries.iter().any(|d| d.recipients.contains(&m))
+            || p.skipped.iter().any(|s| s.address == m);
+        assert!(covered, "{m}");
     }
 }
