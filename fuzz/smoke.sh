@@ -21,4 +21,5 @@ for target in smtp_session data_reader address config route; do
     exit 1
   fi
 done
+rm -rf /dev/shm/teamrelay-fuzz-* 2>/dev/null || true
 echo "fuzz: all targets ran without a crash"

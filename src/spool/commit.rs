@@ -78,10 +78,8 @@ fn commit_batch(
             }
         })
         .collect();
-    for f in &files {
-        if let Err(e) = f.sync_data() {
-            return (Err(format!("body fsync failed: {e}")), removed);
-        }
+    if let Err(e) = sync_all_parallel(&files) {
+        return (Err(format!("body fsync failed: {e}")), removed);
     }
     if !files.is_empty() {
         let synced = std::fs::File::open(spool.dir.join("bodies")).and_then(|d| d.sync_all());
@@ -101,6 +99,23 @@ fn commit_batch(
         }
     }
     (result, removed)
+}
+
+/// fdatasync of every file, several at a time: the journal then commits them together,
+/// so a batch costs about one disk round trip instead of one per file.
+fn sync_all_parallel(files: &[&std::fs::File]) -> std::io::Result<()> {
+    const THREADS: usize = 8;
+    if files.len() <= 1 {
+        return files.iter().try_for_each(|f| f.sync_data());
+    }
+    let per_thread = files.len().div_ceil(THREADS);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(|f| f.sync_data())))
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked"))))
+    })
 }
 
 /// Applies one request. Its queue records change in one atomic sled batch, so a DSN

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Scale: 10,000 idle connections (RSS, and whether a new session is still served), and
+the spool's disk use after 10,000 messages of 256 KiB have passed through.
+Run through benches/scale.sh."""
+
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import BIN, Sink, free_port, proc_rss_kb, wait_port  # noqa: E402
+
+IDLE = int(os.environ.get("SCALE_CONNECTIONS", "10000"))
+CHURN = int(os.environ.get("SCALE_MESSAGES", "10000"))
+
+
+def du(path):
+    return int(subprocess.run(["du", "-sk", path], capture_output=True, text=True).stdout.split()[0])
+
+
+def main():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    work = tempfile.mkdtemp(prefix="teamrelay-scale-")
+    sink = Sink(work)
+    port = free_port()
+    with open(os.path.join(work, "lists.toml"), "w") as f:
+        f.write(f"""
+[server]
+hostname = "relay.scale"
+spool = "./spool"
+max_connections = 20000
+max_connections_per_ip = 20000
+idle_timeout = "10m"
+[team]
+domains = ["example.com"]
+[[listen]]
+address = "127.0.0.1:{port}"
+mode = "mx"
+[deliver]
+team = "smtp://127.0.0.1:{sink.port}"
+outside = "smtp://127.0.0.1:{sink.port}"
+[[list]]
+address = "customers-archive@example.com"
+members = ["alice@example.com", "archive@example.com"]
+archive_of = ["*@example.com"]
+""")
+    relay = subprocess.Popen([BIN, "serve", "--config", os.path.join(work, "lists.toml")],
+                             stderr=open(os.path.join(work, "relay.log"), "w"), env=dict(os.environ, RUST_LOG="warn"))
+    try:
+        wait_port(port)
+        base_rss = proc_rss_kb(relay.pid)
+        socks = []
+        for _ in range(IDLE):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            socks.append(s)
+        time.sleep(3)
+        greeted = 0
+        for s in socks:
+            try:
+                if s.recv(100).startswith(b"220"):
+                    greeted += 1
+            except OSError:
+                pass
+        rss = proc_rss_kb(relay.pid)
+        t = time.perf_counter()
+        r = subprocess.run(["smtp-source", "-s", "1", "-m", "1", "-f", "customer@shop.example",
+                            "-t", "alice@example.com", f"127.0.0.1:{port}"])
+        served = r.returncode == 0
+        new_session_ms = (time.perf_counter() - t) * 1000
+        for s in socks:
+            s.close()
+        print(f"idle connections         {greeted} of {IDLE} greeted")
+        print(f"RSS idle -> with them     {base_rss / 1024:.1f} MiB -> {rss / 1024:.1f} MiB")
+        print(f"new session while held   {'served' if served else 'NOT served'} in {new_session_ms:.0f} ms")
+
+        time.sleep(1)
+        spool = os.path.join(work, "spool")
+        start_count = sink.count()
+        t = time.perf_counter()
+        subprocess.run(["smtp-source", "-s", "20", "-m", str(CHURN), "-l", str(256 * 1024), "-f", "customer@shop.example",
+                        "-t", "alice@example.com", f"127.0.0.1:{port}"], check=True)
+        peak = 0
+        deadline = time.time() + 600
+        while sink.count() < start_count + 2 * CHURN and time.time() < deadline:
+            peak = max(peak, du(spool))
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - t
+        time.sleep(1)
+        after = du(spool)
+        db = du(os.path.join(spool, "db"))
+        print(f"churn                    {CHURN} x 256 KiB in {elapsed:.1f} s ({CHURN / elapsed:.0f} msg/s)")
+        print(f"spool peak during churn  {peak / 1024:.1f} MiB")
+        print(f"spool after churn        {after / 1024:.1f} MiB (sled records {db / 1024:.1f} MiB; bodies are files, deleted once delivered)")
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        relay.wait(timeout=60)
+        sink.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
