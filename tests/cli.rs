@@ -1,8 +1,9 @@
 //! SPEC §7: the commands an administrator runs before going live, on the real binary.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn teamrelay(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
@@ -177,20 +178,11 @@ fn route_says_internal_mail_gets_no_copies() {
 
 #[test]
 fn passwd_prints_an_argon2id_hash() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
-        .arg("passwd")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).unwrap();
+    let hash = common::passwd("correct horse");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert_ne!(
+        hash,
+        common::passwd("correct horse"),
+        "a fresh salt each time"
+    );
 }

@@ -4,31 +4,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 
 const T: Duration = Duration::from_secs(20);
-
-fn passwd(password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
-        .arg("passwd")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// A relay with submission (STARTTLS), implicit TLS submission, an LMTP listener and
 /// alice's account. Certificates are written before the relay starts.

@@ -114,7 +114,10 @@ fn sync_all_parallel(files: &[&std::fs::File]) -> std::io::Result<()> {
             .chunks(per_thread)
             .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(|f| f.sync_data())))
             .collect();
-        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked"))))
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")))
+        })
     })
 }
 

@@ -656,3 +656,22 @@ pub fn server_tls(dir: &Path) -> Arc<tokio_rustls::rustls::ServerConfig> {
         .unwrap();
     Arc::new(config)
 }
+
+/// `teamrelay passwd` with `password` on stdin; the printed hash.
+pub fn passwd(password: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
