@@ -597,3 +597,46 @@ fn maildir_delivery_lands_in_each_mailbox() {
         .join("tmp");
     assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
 }
+
+#[test]
+fn mail_send_as_the_client_works_too() {
+    let s = setup("");
+    let port = s.relay.port("mx");
+    let msg = message(
+        "customer@shop.example",
+        "alice@example.com",
+        "ms1@shop.example",
+        "",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reply = rt.block_on(async {
+        let mut client = mail_send::SmtpClientBuilder::new("127.0.0.1", port)
+            .unwrap()
+            .implicit_tls(false)
+            .timeout(Duration::from_secs(20))
+            .connect_plain()
+            .await
+            .unwrap();
+        let message = mail_send::smtp::message::Message::new(
+            "customer@shop.example",
+            ["alice@example.com"],
+            msg.clone(),
+        );
+        client.send(message).await
+    });
+    let reply = reply.expect("accepted");
+    assert!(reply.message.starts_with("OK queued as "), "{reply:?}");
+    let txns = s.team.wait(2, T);
+    let original = txns
+        .iter()
+        .find(|t| t.rcpts == ["alice@example.com"])
+        .unwrap();
+    // mail-send always writes CRLF before the final dot, so what it sent is the message
+    // plus one empty line; teamrelay passes on exactly what it received.
+    let mut sent = msg.clone();
+    sent.extend_from_slice(b"\r\n");
+    assert_eq!(after_received(&original.text()).as_bytes(), &sent[..]);
+}
