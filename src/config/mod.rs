@@ -3,6 +3,7 @@
 //! and key. A `Config` value is therefore always valid; nothing downstream re-checks it.
 
 mod duration;
+mod lists;
 mod raw;
 mod summary;
 mod target;

@@ -2,7 +2,7 @@
 //! collected (not just the first), each with its line, so an administrator fixes a file
 //! in one pass.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use super::*;
 use crate::address::{Address, Pattern};
 
 /// Collects problems while building the typed config.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: String,
     text: &'a str,
     base: PathBuf,
@@ -22,7 +22,7 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn line_of(&self, offset: usize) -> usize {
+    pub(super) fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
         self.text.as_bytes()[..end]
             .iter()
@@ -31,7 +31,12 @@ impl Checker<'_> {
             + 1
     }
 
-    fn error_at<T>(&mut self, at: &Spanned<T>, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn error_at<T>(
+        &mut self,
+        at: &Spanned<T>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let line = Some(self.line_of(at.span().start));
         self.push(line, key.into(), message.into());
     }
@@ -45,7 +50,7 @@ impl Checker<'_> {
         });
     }
 
-    fn address(&mut self, s: &SpStr, key: &str, what: &str) -> Option<Address> {
+    pub(super) fn address(&mut self, s: &SpStr, key: &str, what: &str) -> Option<Address> {
         match Address::parse(s.get_ref()) {
             Ok(a) => Some(a),
             Err(e) => {
@@ -59,7 +64,7 @@ impl Checker<'_> {
         }
     }
 
-    fn duration(&mut self, s: &Option<SpStr>, key: &str, default: Duration) -> Duration {
+    pub(super) fn duration(&mut self, s: &Option<SpStr>, key: &str, default: Duration) -> Duration {
         match s {
             None => default,
             Some(s) => parse_duration(s.get_ref()).unwrap_or_else(|e| {
@@ -69,7 +74,7 @@ impl Checker<'_> {
         }
     }
 
-    fn path(&self, s: &str) -> PathBuf {
+    pub(super) fn path(&self, s: &str) -> PathBuf {
         // Normalizes "./x" inside "./": `Path::components` drops inner `.` parts.
         self.base.join(s).components().collect()
     }
@@ -101,7 +106,7 @@ pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     };
     let server = check_server(&mut c, &raw.server);
     let team = check_team(&mut c, &raw.team);
-    let lists = check_lists(&mut c, &raw.list, &team);
+    let lists = super::lists::check_lists(&mut c, &raw.list, &team);
     let listen = check_listeners(&mut c, &raw.listen, raw.tls.is_some());
     let tls = raw.tls.as_ref().and_then(|t| check_tls(&mut c, t));
     let users = check_users(&mut c, &raw.user);
@@ -250,146 +255,6 @@ fn check_team(c: &mut Checker, raw: &Spanned<RawTeam>) -> Team {
         archive_bulk: t.archive_bulk,
         private_memory,
         mailboxes,
-    }
-}
-
-fn check_lists(c: &mut Checker, raw: &[Spanned<RawList>], team: &Team) -> Vec<List> {
-    let in_team = |a: &Address| team.domains.iter().any(|d| d == a.domain());
-    let mut lists: Vec<List> = Vec::new();
-    let mut seen: HashMap<Address, usize> = HashMap::new();
-    let mut archive_raw = Vec::new();
-    for item in raw {
-        let r = item.get_ref();
-        let key = format!("list {:?}", r.address.get_ref());
-        let Some(address) = c.address(&r.address, &key, "address") else {
-            continue;
-        };
-        if !in_team(&address) {
-            c.error_at(&r.address, &key, "a list address must be in team.domains");
-        }
-        if seen
-            .insert(address.clone(), c.line_of(r.address.span().start))
-            .is_some()
-        {
-            c.error_at(&r.address, &key, "is defined twice");
-        }
-        if address.local().ends_with("-bounces") {
-            c.error_at(
-                &r.address,
-                &key,
-                "must not end in -bounces (reserved for bounce addresses)",
-            );
-        }
-        if r.members.is_empty() {
-            c.error_at(item, &key, "has no members");
-        }
-        let members = r
-            .members
-            .iter()
-            .filter_map(|m| c.address(m, &key, "member"))
-            .collect();
-        if let Some(of) = &r.archive_of {
-            if of.is_empty() {
-                c.error_at(
-                    item,
-                    &key,
-                    "archive_of is empty; remove it or name what to archive",
-                );
-            }
-            archive_raw.push((lists.len(), key.clone(), of));
-        }
-        lists.push(List {
-            address,
-            members,
-            archive_of: Vec::new(),
-        });
-    }
-    let names: HashSet<Address> = lists.iter().map(|l| l.address.clone()).collect();
-    for (i, key, of) in archive_raw {
-        for s in of.iter() {
-            match Pattern::parse(s.get_ref()) {
-                Ok(Pattern::Domain(d)) if !team.domains.contains(&d) => c.error_at(
-                    s,
-                    &key,
-                    format!("archive_of \"*@{d}\" is not a team domain"),
-                ),
-                Ok(Pattern::Exact(a)) if !in_team(&a) && !names.contains(&a) => c.error_at(
-                    s,
-                    &key,
-                    format!("archive_of {a} is not a team address (archives cover team members)"),
-                ),
-                Ok(p) => lists[i].archive_of.push(p),
-                Err(e) => c.error_at(
-                    s,
-                    &key,
-                    format!(
-                        "archive_of {:?} is not an address, list or *@domain ({e})",
-                        s.get_ref()
-                    ),
-                ),
-            }
-        }
-    }
-    check_cycles(c, raw, &lists);
-    lists
-}
-
-/// Nested lists must form no cycle; each cycle is reported once, at its first list.
-fn check_cycles(c: &mut Checker, raw: &[Spanned<RawList>], lists: &[List]) {
-    let index: HashMap<&Address, usize> = lists
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (&l.address, i))
-        .collect();
-    // 0 = unvisited, 1 = on the current path, 2 = done.
-    let mut state = vec![0u8; lists.len()];
-    fn visit(
-        i: usize,
-        lists: &[List],
-        index: &HashMap<&Address, usize>,
-        state: &mut [u8],
-        path: &mut Vec<usize>,
-    ) -> Option<Vec<usize>> {
-        state[i] = 1;
-        path.push(i);
-        for m in &lists[i].members {
-            if let Some(&j) = index.get(m) {
-                if state[j] == 1 {
-                    let start = path.iter().position(|&p| p == j).unwrap_or(0);
-                    return Some(path[start..].to_vec());
-                }
-                if state[j] == 0 {
-                    if let Some(cycle) = visit(j, lists, index, state, path) {
-                        return Some(cycle);
-                    }
-                }
-            }
-        }
-        path.pop();
-        state[i] = 2;
-        None
-    }
-    for i in 0..lists.len() {
-        if state[i] == 0 {
-            let mut path = Vec::new();
-            if let Some(cycle) = visit(i, lists, &index, &mut state, &mut path) {
-                let first = cycle[0];
-                let names: Vec<String> = cycle
-                    .iter()
-                    .chain([&first])
-                    .map(|&k| lists[k].address.to_string())
-                    .collect();
-                let key = format!("list {:?}", lists[first].address.to_string());
-                c.error_at(
-                    &raw[first].get_ref().address,
-                    key,
-                    format!("nested lists form a cycle: {}", names.join(" → ")),
-                );
-                for k in cycle {
-                    state[k] = 2;
-                }
-            }
-        }
     }
 }
 
