@@ -104,8 +104,8 @@ fn commit_batch(
 /// fdatasync of every file, several at a time: the journal then commits them together,
 /// so a batch costs about one disk round trip instead of one per file.
 fn sync_all_parallel(files: &[&std::fs::File]) -> std::io::Result<()> {
-    const THREADS: usize = 8;
-    if files.len() <= 1 {
+    const THREADS: usize = 4;
+    if files.len() < 4 {
         return files.iter().try_for_each(|f| f.sync_data());
     }
     let per_thread = files.len().div_ceil(THREADS);
