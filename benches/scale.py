@@ -70,10 +70,10 @@ archive_of = ["*@example.com"]
                 try:
                     if s.recv(100).startswith(b"220"):
                         greeted += 1
-                except BlockingIOError:
-                    waiting.append(s)
-                except OSError:
-                    pass
+                except (BlockingIOError, ConnectionError, OSError) as e:
+                    # Still connecting (ENOTCONN) or no greeting yet (EAGAIN).
+                    if isinstance(e, BlockingIOError) or getattr(e, "errno", None) in (11, 107):
+                        waiting.append(s)
             pending = waiting
             time.sleep(0.2)
         rss = proc_rss_kb(relay.pid)

@@ -33,9 +33,8 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
     let spool = Spool::open(&config.server.spool).map_err(|e| e.to_string())?;
     let mut bound = Vec::new();
     for l in &config.listen {
-        let listener = TcpListener::bind(l.address)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", l.address))?;
+        let listener =
+            bind(l.address).map_err(|e| format!("cannot listen on {}: {e}", l.address))?;
         bound.push((listener, l.clone()));
     }
     info!(queued = spool.len(), "spool open");
@@ -151,4 +150,17 @@ fn raise_fd_limit() {
             }
         }
     }
+}
+
+/// Binds a listener with a deep accept queue: an MX sees bursts of connections, and a
+/// full queue drops them before teamrelay can even answer `421`.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
