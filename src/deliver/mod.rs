@@ -235,6 +235,7 @@ async fn finish(
     failed.extend(expire(&mut entry, config, now));
     let mut ops = bounce::bounces(shared, config, &entry, &failed).await;
     if entry.has_pending() {
+        // A valid config has at least one retry delay; the last one repeats.
         let retry = &config.deliver.retry;
         let delay = retry[(entry.attempts as usize)
             .saturating_sub(1)

@@ -160,7 +160,8 @@ impl Session {
             return self.reply(Reply::too_many_recipients());
         }
         let address = if to.address.is_empty() {
-            // `RCPT TO:<postmaster>` (RFC 5321 §4.1.1.3): the first team domain's.
+            // `RCPT TO:<postmaster>` (RFC 5321 §4.1.1.3): the first team domain's. A valid
+            // config has at least one domain.
             Address::parse(&format!("postmaster@{}", self.config.team.domains[0]))
         } else {
             Address::parse(&to.address)
