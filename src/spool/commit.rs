@@ -26,7 +26,12 @@ pub struct Request {
 }
 
 /// Runs until every [`Spool`] handle is dropped.
+///
+/// Two stages, overlapped: while one batch's records are written and sled flushes, the
+/// next batch's body files are synced. Records are always written after their bodies are
+/// durable, and batches' records are written in order.
 pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let mut writing: Option<tokio::task::JoinHandle<()>> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -36,37 +41,50 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
             .iter_mut()
             .map(|r| std::mem::take(&mut r.ops))
             .collect();
-        let (spool2, db2) = (spool.clone(), db.clone());
-        // One trip off the async threads for the whole batch, in the order that keeps a
-        // record from ever reaching the disk before its body: body data and directory
-        // entries first, then the sled records, then sled's flush.
-        let done = tokio::task::spawn_blocking(move || commit_batch(&spool2, &db2, requests)).await;
-        let (result, removed) =
-            done.unwrap_or_else(|e| (Err(format!("spool commit task failed: {e}")), Vec::new()));
-        if let Err(e) = &result {
-            error!(error = %e, "spool commit failed");
+        let spool2 = spool.clone();
+        let synced = tokio::task::spawn_blocking(move || {
+            let r = sync_bodies(&spool2, &requests);
+            (requests, r)
+        })
+        .await;
+        if let Some(previous) = writing.take() {
+            let _ = previous.await;
         }
-        for req in batch {
-            let _ = req.done.send(result.clone());
-        }
-        if result.is_ok() {
-            for id in removed {
-                let _ = std::fs::remove_file(spool.body_path(&id));
+        let (spool3, db3, spool4) = (spool.clone(), db.clone(), spool.clone());
+        writing = Some(tokio::spawn(async move {
+            let (result, removed) = match synced {
+                Ok((requests, Ok(()))) => {
+                    tokio::task::spawn_blocking(move || write_records(&spool3, &db3, &requests))
+                        .await
+                        .unwrap_or_else(|e| {
+                            (Err(format!("spool commit task failed: {e}")), Vec::new())
+                        })
+                }
+                Ok((_, Err(e))) => (Err(e), Vec::new()),
+                Err(e) => (Err(format!("spool commit task failed: {e}")), Vec::new()),
+            };
+            if let Err(e) = &result {
+                error!(error = %e, "spool commit failed");
             }
-        }
+            for req in batch {
+                let _ = req.done.send(result.clone());
+            }
+            if result.is_ok() {
+                for id in removed {
+                    let _ = std::fs::remove_file(spool4.body_path(&id));
+                }
+            }
+        }));
+    }
+    if let Some(previous) = writing.take() {
+        let _ = previous.await;
     }
     // Last handle gone: make sure everything applied is on disk.
     let _ = db.flush_async().await;
 }
 
-/// Syncs the batch's body files, applies its records, flushes sled. Returns the result
-/// and the ids whose body files can go.
-fn commit_batch(
-    spool: &Spool,
-    db: &sled::Db,
-    requests: Vec<Vec<Op>>,
-) -> (Result<(), String>, Vec<String>) {
-    let mut removed = Vec::new();
+/// Stage one: the batch's body files and their directory entries, durable.
+fn sync_bodies(spool: &Spool, requests: &[Vec<Op>]) -> Result<(), String> {
     let files: Vec<&std::fs::File> = requests
         .iter()
         .flatten()
@@ -78,17 +96,25 @@ fn commit_batch(
             }
         })
         .collect();
-    if let Err(e) = sync_all_parallel(&files) {
-        return (Err(format!("body fsync failed: {e}")), removed);
+    if files.is_empty() {
+        return Ok(());
     }
-    if !files.is_empty() {
-        let synced = std::fs::File::open(spool.dir.join("bodies")).and_then(|d| d.sync_all());
-        if let Err(e) = synced {
-            return (Err(format!("spool directory fsync failed: {e}")), removed);
-        }
-    }
+    sync_all_parallel(&files).map_err(|e| format!("body fsync failed: {e}"))?;
+    std::fs::File::open(spool.dir.join("bodies"))
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("spool directory fsync failed: {e}"))
+}
+
+/// Stage two: the batch's records, then sled's flush. Returns the result and the ids
+/// whose body files can go.
+fn write_records(
+    spool: &Spool,
+    db: &sled::Db,
+    requests: &[Vec<Op>],
+) -> (Result<(), String>, Vec<String>) {
+    let mut removed = Vec::new();
     let mut result = Ok(());
-    for ops in &requests {
+    for ops in requests {
         if let Err(e) = apply(spool, ops, &mut removed) {
             result = Err(format!("spool write failed: {e}"));
         }
