@@ -583,13 +583,18 @@ fn maildir_delivery_lands_in_each_mailbox() {
         "{}",
         relay.log()
     );
-    let alice = read_one("alice@example.com").unwrap();
-    assert_eq!(after_received(&alice).as_bytes(), &msg[..]);
+    // SPEC §6: Maildir files use LF line endings; otherwise the bytes received.
+    let lf = |s: &str| s.replace("\r\n", "\n");
+    let msg_lf = lf(std::str::from_utf8(&msg).unwrap());
+    let alice = lf(&read_one("alice@example.com").unwrap()).replace('\n', "\r\n");
+    assert_eq!(lf(after_received(&alice)), msg_lf);
     let bob = read_one("bob@example.com").unwrap();
+    assert!(!bob.contains('\r'), "{bob:?}");
+    let bob = bob.replace('\n', "\r\n");
     assert!(
         after_received(&bob).starts_with("X-Teamrelay-Archive: customers-archive@example.com\r\n")
     );
-    assert!(bob.ends_with(std::str::from_utf8(&msg).unwrap()));
+    assert!(lf(&bob).ends_with(&msg_lf));
     // Nothing half-written is left in tmp/.
     let tmp = maildir(&root, "alice@example.com")
         .parent()

@@ -1,5 +1,8 @@
 //! Maildir delivery: `DIR/domain/local/{tmp,new,cur}`, written to `tmp`, fsync'd, then
 //! renamed into `new` (the Maildir protocol: a reader never sees half a message).
+//! Messages are stored with LF line endings, the Maildir convention that Dovecot and
+//! mutt expect (SPEC §6); the bytes are otherwise those received. Files are `0600` and
+//! directories `0700`: a mailbox is customer mail.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,7 +59,7 @@ pub fn deliver(
 fn deliver_one(dir: &Path, prefix: &str, body: &Path, id: &str) -> std::io::Result<()> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     for sub in ["tmp", "new", "cur"] {
-        std::fs::create_dir_all(dir.join(sub))?;
+        crate::private_fs::create_dir_all(&dir.join(sub))?;
     }
     let name = format!(
         "{}.{}_{}.{}",
@@ -67,9 +70,11 @@ fn deliver_one(dir: &Path, prefix: &str, body: &Path, id: &str) -> std::io::Resu
     );
     let tmp = dir.join("tmp").join(&name);
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(prefix.as_bytes())?;
-        std::io::copy(&mut std::fs::File::open(body)?, &mut f)?;
+        let mut f = crate::private_fs::create_file(&tmp)?;
+        let mut lf = LfWriter::new(std::io::BufWriter::new(&mut f));
+        lf.write_all(prefix.as_bytes())?;
+        std::io::copy(&mut std::fs::File::open(body)?, &mut lf)?;
+        lf.finish()?;
         f.sync_all()?;
         std::fs::rename(&tmp, dir.join("new").join(&name))?;
         std::fs::File::open(dir.join("new"))?.sync_all()
@@ -80,9 +85,78 @@ fn deliver_one(dir: &Path, prefix: &str, body: &Path, id: &str) -> std::io::Resu
     result
 }
 
+/// Turns CRLF into LF while copying; a CR not followed by LF is kept (the spool
+/// holds none, SMTP refused bare CRs, but a CR at the end of one write may be the first
+/// half of a CRLF split across two).
+struct LfWriter<W: Write> {
+    inner: W,
+    pending_cr: bool,
+}
+
+impl<W: Write> LfWriter<W> {
+    fn new(inner: W) -> Self {
+        LfWriter {
+            inner,
+            pending_cr: false,
+        }
+    }
+
+    /// Writes a trailing lone CR and flushes.
+    fn finish(mut self) -> std::io::Result<()> {
+        if self.pending_cr {
+            self.inner.write_all(b"\r")?;
+        }
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Write for LfWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut start = 0;
+        if self.pending_cr {
+            self.pending_cr = false;
+            if buf.first() != Some(&b'\n') {
+                self.inner.write_all(b"\r")?;
+            }
+        }
+        for i in 0..buf.len() {
+            if buf[i] != b'\r' {
+                continue;
+            }
+            self.inner.write_all(&buf[start..i])?;
+            start = i + 1;
+            match buf.get(i + 1) {
+                Some(b'\n') => {}
+                Some(_) => self.inner.write_all(b"\r")?,
+                None => self.pending_cr = true,
+            }
+        }
+        self.inner.write_all(&buf[start..])?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crlf_becomes_lf_across_every_split() {
+        let input = b"A: 1\r\nB: 2\r\n\r\nbody\rstays\r\nend\r\n";
+        let want = b"A: 1\nB: 2\n\nbody\rstays\nend\n".to_vec();
+        for split in 0..=input.len() {
+            let mut out = Vec::new();
+            let mut w = LfWriter::new(&mut out);
+            w.write_all(&input[..split]).unwrap();
+            w.write_all(&input[split..]).unwrap();
+            w.finish().unwrap();
+            assert_eq!(out, want, "split at {split}");
+        }
+    }
 
     #[test]
     fn mailbox_paths_stay_inside_the_root() {
@@ -117,8 +191,12 @@ mod tests {
         assert_eq!(files.len(), 1);
         assert_eq!(
             std::fs::read(files[0].path()).unwrap(),
-            b"Received: x\r\nSubject: hi\r\n\r\nhello\r\n"
+            b"Received: x\nSubject: hi\n\nhello\n"
         );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&files[0].path()), 0o600);
+        assert_eq!(mode(&new), 0o700);
         assert_eq!(
             std::fs::read_dir(root.join("example.com/bob/tmp"))
                 .unwrap()

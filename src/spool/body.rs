@@ -38,7 +38,7 @@ impl BodySink {
     /// ones off the async threads.
     pub async fn finish(&mut self) -> std::io::Result<std::fs::File> {
         if self.file.is_none() && self.buf.len() <= FLUSH_AT {
-            let mut f = std::fs::File::create(&self.path)?;
+            let mut f = crate::private_fs::create_file(&self.path)?;
             f.write_all(&self.buf)?;
             self.buf.clear();
             self.file = Some(f.try_clone()?);
@@ -68,7 +68,7 @@ impl BodySink {
         let (file, mut buf) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             let f = match file.as_mut() {
                 Some(f) => f,
-                None => file.insert(std::fs::File::create(&path)?),
+                None => file.insert(crate::private_fs::create_file(&path)?),
             };
             f.write_all(&buf)?;
             if sync {

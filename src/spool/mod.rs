@@ -67,12 +67,17 @@ impl Spool {
         let err = |what: &str, e: &dyn std::fmt::Display| {
             SpoolError(format!("spool {}: {what}: {e}", dir.display()))
         };
-        std::fs::create_dir_all(dir.join("bodies")).map_err(|e| err("cannot create", &e))?;
+        crate::private_fs::create_dir_all(dir).map_err(|e| err("cannot create", &e))?;
+        crate::private_fs::create_dir_all(&dir.join("bodies"))
+            .map_err(|e| err("cannot create", &e))?;
         let db = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(64 * 1024 * 1024)
             .open()
             .map_err(|e| err("cannot open (is another teamrelay using it?)", &e))?;
+        // sled made its files with the umask of whoever ran first; customer mail is
+        // private (SPEC §6).
+        crate::private_fs::restrict_tree(dir).map_err(|e| err("cannot make private", &e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| err("cannot open tree", &e));
         let (queue, schedule, private, delivered) = (
             tree("queue")?,
