@@ -2,9 +2,17 @@
 //!
 //! The parser is deliberately stricter than RFC 5321: it refuses the forms that have
 //! been used to trick relays into forwarding mail (`user%host@team`, `host!user@team`,
-//! quoted local parts holding an `@`, source routes, IP literals). A real mailbox never
-//! needs them, and refusing them keeps "which route does this go to?" a question about
-//! the domain after the one `@`, nothing else.
+//! source routes, IP literals). A real mailbox never needs them, and refusing them keeps
+//! "which route does this go to?" a question about the domain after the last `@`.
+//!
+//! One RFC 5321 form is accepted because real customers have it: a quoted local part
+//! (`"john doe"@shop.example`). It is kept exactly as written and flagged
+//! ([`Address::is_quoted`]) so the SMTP layer can refuse it in the team's own domains,
+//! which teamrelay routes itself and never needs one.
+//!
+//! Domains are compared after IDNA normalisation (UTS #46, SPEC §2): `bücher.example`
+//! and `xn--bcher-kva.example` are one domain. The comparison key holds the ASCII form;
+//! the address still prints as the peer wrote it.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -28,6 +36,8 @@ pub struct Address {
     /// (`İ` becomes `i̇`), so it has its own `@` offset.
     key: String,
     key_at: usize,
+    /// The local part is an RFC 5321 quoted string.
+    quoted: bool,
 }
 
 /// Why a string is not an address we accept.
@@ -71,16 +81,32 @@ impl Address {
         if local.len() > MAX_LOCAL || domain.len() > MAX_DOMAIN {
             return Err(AddressError::TooLong);
         }
-        check_local(local)?;
-        check_domain(domain)?;
+        let quoted = local.starts_with('"');
+        if quoted {
+            check_quoted_local(local)?;
+        } else {
+            check_local(local)?;
+        }
+        let domain_key = normalize_domain(domain)?;
         let local_key = local.to_lowercase();
-        let key = format!("{local_key}@{}", domain.to_lowercase());
+        let key = format!("{local_key}@{domain_key}");
         Ok(Address {
             raw: s.to_string(),
             at,
             key,
             key_at: local_key.len(),
+            quoted,
         })
+    }
+
+    /// Whether the local part is a quoted string (`"john doe"@…`).
+    pub fn is_quoted(&self) -> bool {
+        self.quoted
+    }
+
+    /// Whether any character is outside ASCII (needs SMTPUTF8 on the wire, RFC 6531).
+    pub fn is_ascii(&self) -> bool {
+        self.raw.is_ascii()
     }
 
     /// The local part, lower-cased.
@@ -88,7 +114,7 @@ impl Address {
         &self.key[..self.key_at]
     }
 
-    /// The domain, lower-cased.
+    /// The domain, lower-cased and in its ASCII (IDNA) form.
     pub fn domain(&self) -> &str {
         &self.key[self.key_at + 1..]
     }
@@ -118,6 +144,7 @@ impl Address {
             key: format!("{local_key}@{}", self.domain()),
             key_at: local_key.len(),
             raw,
+            quoted: self.quoted,
         }
     }
 
@@ -143,6 +170,46 @@ fn check_local(local: &str) -> Result<(), AddressError> {
         }
     }
     Ok(())
+}
+
+/// An RFC 5321 `Quoted-string` local part: `"` qtextSMTP / quoted-pairSMTP `"`.
+/// Non-ASCII text is allowed too (RFC 6531 extends qtextSMTP with UTF-8).
+fn check_quoted_local(local: &str) -> Result<(), AddressError> {
+    let inner = local
+        .strip_prefix('"')
+        .and_then(|l| l.strip_suffix('"'))
+        .filter(|l| !l.is_empty())
+        .ok_or(AddressError::BadChar('"'))?;
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(' '..='~') => {}
+                Some(other) => return Err(AddressError::BadChar(other)),
+                None => return Err(AddressError::BadChar('\\')),
+            },
+            '"' => return Err(AddressError::BadChar('"')),
+            c if c.is_control() => return Err(AddressError::BadChar(c)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The comparison form of a domain: lower-cased, and for internationalised domains
+/// (or `xn--` labels) the UTS #46 ASCII form, so both spellings are one domain.
+pub fn normalize_domain(domain: &str) -> Result<String, AddressError> {
+    check_domain(domain)?;
+    let lower = domain.to_lowercase();
+    if lower.is_ascii() && !lower.split('.').any(|l| l.starts_with("xn--")) {
+        return Ok(lower);
+    }
+    let ascii = idna::domain_to_ascii(domain).map_err(|_| AddressError::BadDomain)?;
+    check_domain(&ascii)?;
+    if ascii.len() > MAX_DOMAIN {
+        return Err(AddressError::TooLong);
+    }
+    Ok(ascii)
 }
 
 fn check_domain(domain: &str) -> Result<(), AddressError> {
@@ -224,8 +291,7 @@ impl Pattern {
                 if domain.is_empty() {
                     return Err(AddressError::Empty);
                 }
-                check_domain(domain)?;
-                Ok(Pattern::Domain(domain.to_lowercase()))
+                Ok(Pattern::Domain(normalize_domain(domain)?))
             }
             None => Address::parse(s).map(Pattern::Exact),
         }
@@ -277,7 +343,10 @@ mod tests {
             "user%evil.com@example.com",
             "evil.com!user@example.com",
             "user@evil.com@example.com",
-            "\"user@evil\"@example.com",
+            "\"unclosed@example.com",
+            "\"\"@example.com",
+            "\"a\"b\"@example.com",
+            "\"tab\there\"@example.com",
             "user@[127.0.0.1]",
             "user@example.com.",
             "user@.example.com",
@@ -296,6 +365,34 @@ mod tests {
         }
         let long_local = format!("{}@example.com", "a".repeat(65));
         assert_eq!(Address::parse(&long_local), Err(AddressError::TooLong));
+    }
+
+    #[test]
+    fn rfc5321_quoted_local_parts_are_kept_as_written() {
+        for ok in [
+            "\"john doe\"@shop.example",
+            "\"a\\\"b\"@shop.example",
+            "\"user@evil\"@shop.example",
+        ] {
+            let a = Address::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert!(a.is_quoted());
+            assert_eq!(a.to_string(), ok);
+            assert_eq!(a.domain(), "shop.example");
+        }
+        assert!(!Address::parse("john@shop.example").unwrap().is_quoted());
+    }
+
+    #[test]
+    fn uts46_one_domain_in_both_spellings() {
+        let u = Address::parse("info@Bücher.example").unwrap();
+        let a = Address::parse("info@xn--bcher-kva.example").unwrap();
+        assert_eq!(u, a);
+        assert_eq!(u.domain(), "xn--bcher-kva.example");
+        assert_eq!(u.to_string(), "info@Bücher.example");
+        assert!(!u.is_ascii());
+        let p = Pattern::parse("*@bücher.example").unwrap();
+        assert!(p.matches(&a));
+        assert!(Address::parse("x@xn--zz-invalid-.example").is_err());
     }
 
     #[test]

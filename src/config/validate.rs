@@ -52,6 +52,16 @@ impl Checker<'_> {
 
     pub(super) fn address(&mut self, s: &SpStr, key: &str, what: &str) -> Option<Address> {
         match Address::parse(s.get_ref()) {
+            // A quoted local part is valid RFC 5321 for a customer's address, but
+            // teamrelay never routes one of its own (SPEC §5), so the file cannot name one.
+            Ok(a) if a.is_quoted() => {
+                self.error_at(
+                    s,
+                    key,
+                    format!("{what} {:?} has a quoted local part", s.get_ref()),
+                );
+                None
+            }
             Ok(a) => Some(a),
             Err(e) => {
                 self.error_at(
@@ -353,7 +363,15 @@ fn check_tls(c: &mut Checker, raw: &Spanned<RawTls>) -> Option<TlsFiles> {
     let t = raw.get_ref();
     let (cert, key) = (c.path(t.cert.get_ref()), c.path(t.key.get_ref()));
     match super::tls::load_server_config(&cert, &key) {
-        Ok(server) => Some(TlsFiles { cert, key, server }),
+        Ok(server) => {
+            let certificate = super::tls::certificate_info(&cert).ok();
+            Some(TlsFiles {
+                cert,
+                key,
+                server,
+                certificate,
+            })
+        }
         Err(e) => {
             let which = if e.starts_with(&key.display().to_string()) {
                 &t.key
@@ -380,11 +398,13 @@ fn check_users(c: &mut Checker, raw: &[Spanned<RawUser>]) -> Vec<User> {
         if r.name.get_ref().is_empty() || !names.insert(r.name.get_ref().clone()) {
             c.error_at(&r.name, &key, "user names must be non-empty and unique");
         }
-        if !r.password_hash.get_ref().starts_with("$argon2") {
+        if let Err(why) = super::tls::check_password_hash(r.password_hash.get_ref()) {
             c.error_at(
                 &r.password_hash,
                 &key,
-                "password_hash must be an argon2 hash (run `teamrelay passwd`)",
+                format!(
+                    "password_hash is not a usable argon2 hash: {why} (run `teamrelay passwd`)"
+                ),
             );
         }
         if r.addresses.is_empty() {
@@ -443,6 +463,16 @@ fn check_deliver(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Deliver {
             let r = a.get_ref();
             if r.username.is_some() != r.password_file.is_some() {
                 c.error_at(a, key, "username and password_file go together");
+            }
+            if let Some(file) = &r.password_file {
+                // A missing secret would only show as deferred mail days later.
+                if let Err(e) = std::fs::File::open(c.path(file.get_ref())) {
+                    c.error_at(
+                        file,
+                        format!("{key}.password_file"),
+                        format!("cannot read {:?}: {e}", file.get_ref()),
+                    );
+                }
             }
             RouteAuth {
                 username: r.username.as_ref().map(|s| s.get_ref().clone()),

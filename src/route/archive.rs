@@ -80,7 +80,10 @@ fn skip_reason(
     addressed_private: bool,
     p: &Participants,
 ) -> Option<ArchiveSkip> {
-    if envelope.sender.is_none() || p.external.is_empty() {
+    if envelope.sender.is_none() {
+        return Some(ArchiveSkip::NullSender);
+    }
+    if p.external.is_empty() {
         return Some(ArchiveSkip::NotCustomerFacing);
     }
     if facts.archive_marker {

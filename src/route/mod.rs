@@ -146,8 +146,11 @@ pub struct Skipped {
 /// Why the whole archive step was skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArchiveSkip {
-    /// Every participant is internal, or the sender is null.
+    /// Every participant is internal.
     NotCustomerFacing,
+    /// The envelope sender is null (a DSN or another automatic message): never
+    /// customer-facing, whoever its headers name (SPEC §3).
+    NullSender,
     /// It carries `X-Teamrelay-Archive` already (loop guard).
     AlreadyAnArchiveCopy,
     /// Addressed to the private address.
@@ -166,6 +169,7 @@ impl fmt::Display for ArchiveSkip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ArchiveSkip::NotCustomerFacing => write!(f, "internal mail (no external participant)"),
+            ArchiveSkip::NullSender => write!(f, "null sender (never customer-facing)"),
             ArchiveSkip::AlreadyAnArchiveCopy => {
                 write!(f, "already an archive copy (X-Teamrelay-Archive)")
             }

@@ -341,7 +341,18 @@ fn archive_step_skips_in_spec_order() {
             vec!["alice@example.com"],
             MessageFacts::default(),
             Memory::default(),
-            Some(|s| *s == ArchiveSkip::NotCustomerFacing),
+            Some(|s| *s == ArchiveSkip::NullSender),
+        ),
+        // SPEC §3: a null sender is never customer-facing, even with a customer in From.
+        (
+            None,
+            vec!["alice@example.com"],
+            MessageFacts {
+                from: addrs(&["cus@shop.example"]),
+                ..Default::default()
+            },
+            Memory::default(),
+            Some(|s| *s == ArchiveSkip::NullSender),
         ),
         (
             Some("cus@shop.example"),

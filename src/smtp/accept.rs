@@ -6,9 +6,8 @@ use std::panic::AssertUnwindSafe;
 
 use tracing::{info, warn};
 
-use super::session::Session;
+use super::session::{Session, Transaction};
 use super::Reply;
-use crate::address::Address;
 use crate::config::Mode;
 use crate::route::{self, Envelope, Ingress, MessageFacts};
 use crate::spool::{self, BodySink, Entry, Op, StoredDelivery};
@@ -21,8 +20,7 @@ impl Session {
     pub async fn accept(
         &mut self,
         id: &str,
-        sender: Option<Address>,
-        recipients: &[Address],
+        txn: &Transaction,
         mut sink: BodySink,
         head: &[u8],
         size: usize,
@@ -33,10 +31,11 @@ impl Session {
             .unwrap_or_default();
         if facts.received_count > MAX_RECEIVED {
             info!(id = %id, received = facts.received_count, "rejected: mail loop");
-            crate::metrics::rejected("mail_loop");
+            crate::metrics::rejected_message("mail_loop");
             sink.discard().await;
             return Reply::loop_detected();
         }
+        let (sender, recipients) = (txn.sender.clone(), txn.recipients.as_slice());
         let config = self.config.clone();
         let ingress = if self.listener.mode == Mode::Tap {
             Ingress::Tap
@@ -65,7 +64,7 @@ impl Session {
                 Err(e) => {
                     warn!(id = %id, error = %e, "cannot write message body");
                     sink.discard().await;
-                    crate::metrics::rejected("local_error");
+                    crate::metrics::rejected_message("local_error");
                     return Reply::local_error();
                 }
             };
@@ -75,7 +74,7 @@ impl Session {
                 id: id.to_string(),
                 received_at: now,
                 sender: sender.as_ref().map(|s| s.to_string()),
-                received: self.received_header(id, recipients),
+                received: self.received_header(id, txn),
                 size: size as u64,
                 deliveries: plan.deliveries.iter().map(StoredDelivery::from).collect(),
                 attempts: 0,
@@ -91,8 +90,10 @@ impl Session {
         }
         let from = sender.as_ref().map_or(String::new(), |s| s.to_string());
         let rcpts: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
-        info!(id = %id, from = %from, rcpts = %rcpts.join(","), size, peer = %self.peer, "accepted");
+        let message_id = facts.message_id.as_deref().unwrap_or("");
+        info!(id = %id, from = %from, rcpts = %rcpts.join(","), size, message_id = %message_id, peer = %self.peer, "accepted");
         metrics::counter!("teamrelay_messages_accepted_total").increment(1);
+        metrics::histogram!(crate::metrics::MESSAGE_BYTES).record(size as f64);
         metrics::counter!("teamrelay_archive_copies_total").increment(plan.archive_copies() as u64);
         metrics::counter!("teamrelay_list_bounces_total")
             .increment(plan.consumed_bounces.len() as u64);
@@ -103,7 +104,7 @@ impl Session {
     }
 
     /// teamrelay's trace field (RFC 5321 §4.4), without the final CRLF.
-    fn received_header(&self, id: &str, recipients: &[Address]) -> String {
+    fn received_header(&self, id: &str, txn: &Transaction) -> String {
         let helo = self.helo.as_deref().unwrap_or("unknown");
         // Only characters safe in a header: the HELO name is the client's to choose.
         let helo: String = helo
@@ -111,14 +112,14 @@ impl Session {
             .filter(|c| c.is_ascii_graphic())
             .take(100)
             .collect();
-        let with = if self.listener.protocol == crate::config::Protocol::Lmtp {
-            "LMTP"
-        } else if self.esmtp {
-            "ESMTP"
-        } else {
-            "SMTP"
-        };
-        let for_part = match recipients {
+        let with = protocol_word(
+            self.listener.protocol == crate::config::Protocol::Lmtp,
+            self.esmtp,
+            txn.smtputf8,
+            self.tls_active,
+            self.auth_user.is_some(),
+        );
+        let for_part = match txn.recipients.as_slice() {
             [one] => format!("\r\n\tfor <{one}>"),
             _ => String::new(),
         };
@@ -129,6 +130,28 @@ impl Session {
             self.config.server.hostname
         )
     }
+}
+
+/// The `with` word of a `Received:` field: RFC 3848 (`ESMTPS`, `ESMTPA`, `ESMTPSA`,
+/// `LMTP` and its `S`/`A` forms) and RFC 6531 §4.3 (`UTF8SMTP`, `UTF8SMTPS`, `UTF8SMTPA`,
+/// `UTF8SMTPSA`). Plain HELO stays `SMTP`.
+pub fn protocol_word(lmtp: bool, esmtp: bool, smtputf8: bool, tls: bool, auth: bool) -> String {
+    let base = match (lmtp, esmtp, smtputf8) {
+        (true, _, _) => "LMTP",
+        (false, false, _) => "SMTP",
+        (false, true, true) => "UTF8SMTP",
+        (false, true, false) => "ESMTP",
+    };
+    if base == "SMTP" {
+        return base.to_string();
+    }
+    let suffix = match (tls, auth) {
+        (false, false) => "",
+        (true, false) => "S",
+        (false, true) => "A",
+        (true, true) => "SA",
+    };
+    format!("{base}{suffix}")
 }
 
 /// One log line per decision, so an operator can grep a message's fate.
@@ -168,6 +191,27 @@ fn reported_recipient(head: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rfc3848_and_rfc6531_with_words() {
+        use super::protocol_word as w;
+        let table = [
+            ((false, false, false, false, false), "SMTP"),
+            ((false, true, false, false, false), "ESMTP"),
+            ((false, true, false, true, false), "ESMTPS"),
+            ((false, true, false, false, true), "ESMTPA"),
+            ((false, true, false, true, true), "ESMTPSA"),
+            ((false, true, true, false, false), "UTF8SMTP"),
+            ((false, true, true, true, false), "UTF8SMTPS"),
+            ((false, true, true, false, true), "UTF8SMTPA"),
+            ((false, true, true, true, true), "UTF8SMTPSA"),
+            ((true, true, false, false, false), "LMTP"),
+            ((true, true, true, true, false), "LMTPS"),
+        ];
+        for ((l, e, u, t, a), want) in table {
+            assert_eq!(w(l, e, u, t, a), want);
+        }
+    }
+
     #[test]
     fn finds_the_reported_recipient() {
         let dsn =

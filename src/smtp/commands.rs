@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use smtp_proto::{Error as ParseError, Request};
 use tracing::{info, warn};
 
+use super::params::{self, SizeParam};
 use super::session::{Session, Transaction};
 use super::Reply;
 use crate::address::Address;
@@ -16,6 +17,19 @@ impl Session {
     pub async fn command(&mut self, line: &[u8]) {
         // smtp-proto wants the line end; a bare-LF line is accepted for commands (many
         // clients and test tools send them) — only DATA is strict about CRLF.
+        let first = !self.seen_command;
+        self.seen_command = true;
+        if first && params::is_http_request(line) {
+            // A browser or proxy probe, not a mail client: answer once and hang up.
+            info!(peer = %self.peer, "HTTP request on an SMTP port, closing");
+            crate::metrics::rejected_connection("http_probe");
+            return self.reply(Reply::http_probe());
+        }
+        if is_verb(line, b"MAIL") && self.helo.is_some() && self.txn.is_none() {
+            if let Some(refusal) = self.size_refusal(line) {
+                return self.reply(refusal);
+            }
+        }
         let parsed = Request::parse(&mut line.iter());
         let request = match parsed {
             Ok(r) => r,
@@ -25,8 +39,8 @@ impl Session {
             Request::Ehlo { host } => self.hello(host, true, false).await,
             Request::Helo { host } => self.hello(host, false, false).await,
             Request::Lhlo { host } => self.hello(host, true, true).await,
-            Request::Mail { from } => self.mail(from),
-            Request::Rcpt { to } => self.rcpt(to),
+            Request::Mail { from } => self.mail(from, line),
+            Request::Rcpt { to } => self.rcpt(to, line),
             Request::Data => self.data().await,
             Request::Rset => {
                 self.reset_transaction().await;
@@ -73,7 +87,7 @@ impl Session {
             // RFC 2920: EHLO ends a group; a client cannot know yet whether it may
             // pipeline. Whatever it sent behind EHLO (or before the greeting) is dropped.
             warn!(peer = %self.peer, "discarding commands pipelined behind HELO/EHLO");
-            crate::metrics::rejected("improper_pipelining");
+            crate::metrics::rejected_connection("improper_pipelining");
             self.discard_input();
         }
         self.helo = Some(host.trim().to_string());
@@ -108,7 +122,7 @@ impl Session {
         });
     }
 
-    fn mail(&mut self, from: smtp_proto::MailFrom<Cow<'_, str>>) {
+    fn mail(&mut self, from: smtp_proto::MailFrom<Cow<'_, str>>, line: &[u8]) {
         if self.helo.is_none() {
             return self.reply(Reply::bad_sequence("say EHLO first"));
         }
@@ -124,12 +138,17 @@ impl Session {
         if self.listener.mode == Mode::Submission && self.auth_user.is_none() {
             return self.reply(Reply::auth_required());
         }
+        if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
+            // RFC 3030 §3: BINARYMIME only where advertised, and it is not.
+            return self.reply(Reply::bad_parameter("BODY=BINARYMIME"));
+        }
+        let smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
         let sender = if from.address.is_empty() {
             None
         } else {
-            match Address::parse(&from.address) {
+            match self.path(&from.address, line, smtputf8, Reply::bad_sender) {
                 Ok(a) => Some(a),
-                Err(_) => return self.reply(Reply::bad_sender()),
+                Err(reply) => return self.reply(reply),
             }
         };
         if let Some(name) = &self.auth_user {
@@ -142,36 +161,73 @@ impl Session {
                 return self.reply(Reply::sender_not_owned());
             }
         }
-        if from.size > self.config.server.max_message_size {
-            return self.reply(Reply::too_big());
-        }
         self.txn = Some(Transaction {
             sender,
             recipients: Vec::new(),
+            smtputf8,
         });
         self.reply(Reply::sender_ok());
     }
 
-    fn rcpt(&mut self, to: smtp_proto::RcptTo<Cow<'_, str>>) {
+    /// The `SIZE=` rules of SPEC §5, read from the raw line before smtp-proto, which
+    /// wraps very long numbers: digits only, and any value above the limit is too big.
+    fn size_refusal(&self, line: &[u8]) -> Option<Reply> {
+        match params::size_param(line) {
+            SizeParam::Absent => None,
+            SizeParam::NotANumber => Some(Reply::new(501, "5.5.4", "SIZE takes digits only")),
+            SizeParam::Number(None) => Some(Reply::too_big()),
+            SizeParam::Number(Some(n)) => {
+                (n > self.config.server.max_message_size as u64).then(Reply::too_big)
+            }
+        }
+    }
+
+    /// An envelope address from MAIL or RCPT: as written on the line (a quoted local
+    /// part keeps its quotes), ASCII unless the transaction is SMTPUTF8 (RFC 6531 §3.3),
+    /// and never a quoted local part in a team domain.
+    fn path(
+        &self,
+        parsed: &str,
+        line: &[u8],
+        smtputf8: bool,
+        malformed: fn() -> Reply,
+    ) -> Result<Address, Reply> {
+        let raw = params::raw_path(line).filter(|r| r.contains('"'));
+        let text = raw.as_deref().unwrap_or(parsed);
+        if !smtputf8 && !text.is_ascii() {
+            return Err(Reply::needs_smtputf8());
+        }
+        let address = Address::parse(text).map_err(|_| malformed())?;
+        if address.is_quoted() && self.config.is_internal(&address) {
+            return Err(malformed());
+        }
+        Ok(address)
+    }
+
+    fn rcpt(&mut self, to: smtp_proto::RcptTo<Cow<'_, str>>, line: &[u8]) {
         let Some(txn) = self.txn.as_ref() else {
             return self.reply(Reply::bad_sequence("need MAIL before RCPT"));
         };
         if txn.recipients.len() >= self.config.server.max_recipients {
+            crate::metrics::rejected_recipient("too_many_recipients");
             return self.reply(Reply::too_many_recipients());
         }
+        let smtputf8 = txn.smtputf8;
         let address = if to.address.is_empty() {
             // `RCPT TO:<postmaster>` (RFC 5321 §4.1.1.3): the first team domain's. A valid
             // config has at least one domain.
             Address::parse(&format!("postmaster@{}", self.config.team.domains[0]))
+                .map_err(|_| Reply::bad_recipient())
         } else {
-            Address::parse(&to.address)
+            self.path(&to.address, line, smtputf8, Reply::bad_recipient)
         };
-        let Ok(rcpt) = address else {
-            return self.reply(Reply::bad_recipient());
+        let rcpt = match address {
+            Ok(a) => a,
+            Err(reply) => return self.reply(reply),
         };
         if let Some(refusal) = self.refuse_recipient(&rcpt) {
             info!(peer = %self.peer, rcpt = %rcpt, code = refusal.code, "rejected recipient");
-            crate::metrics::rejected(refusal.reason());
+            crate::metrics::rejected_recipient(refusal.reason());
             return self.reply(refusal);
         }
         if let Some(txn) = self.txn.as_mut() {
@@ -187,7 +243,14 @@ impl Session {
         let c = &self.config;
         let trusted = match self.listener.mode {
             Mode::Submission => self.auth_user.is_some(),
-            Mode::Relay | Mode::Tap => self.client_allowed() || self.auth_user.is_some(),
+            // Provider sending ranges are shared by all of the provider's customers: the
+            // network alone proves nothing, the sender must be the team's (or null, for
+            // the provider's bounces). Everyone else is treated as on an MX.
+            Mode::Relay => {
+                self.auth_user.is_some() || (self.client_allowed() && self.sender_is_team())
+            }
+            // A tap delivers no original, only archive copies inside the team.
+            Mode::Tap => self.client_allowed() || self.auth_user.is_some(),
             Mode::Mx => false,
         };
         if trusted {
@@ -201,6 +264,12 @@ impl Session {
             || c.team.private_address.as_ref() == Some(rcpt)
             || c.is_known_mailbox(rcpt);
         (!known).then(Reply::unknown_mailbox)
+    }
+
+    /// Whether the open transaction's sender is null or in a team domain.
+    fn sender_is_team(&self) -> bool {
+        let sender = self.txn.as_ref().and_then(|t| t.sender.as_ref());
+        sender.is_none_or(|s| self.config.is_internal(s))
     }
 
     /// Whether the client address is in the listener's `allow` networks.
@@ -240,14 +309,11 @@ impl Session {
         let reply = match received {
             Err(reply) => {
                 info!(id = %id, peer = %self.peer, code = reply.code, reason = %reply, "rejected");
-                crate::metrics::rejected(reply.reason());
+                crate::metrics::rejected_message(reply.reason());
                 sink.discard().await;
                 reply
             }
-            Ok((head, size)) => {
-                self.accept(id, txn.sender.clone(), &txn.recipients, sink, &head, size)
-                    .await
-            }
+            Ok((head, size)) => self.accept(id, &txn, sink, &head, size).await,
         };
         if self.listener.protocol == Protocol::Lmtp {
             // RFC 2033: one reply per accepted recipient. The spool takes a message for
@@ -258,6 +324,11 @@ impl Session {
         }
         self.reply(reply);
     }
+}
+
+/// Whether `line` starts with the command `verb` (case-insensitive).
+fn is_verb(line: &[u8], verb: &[u8]) -> bool {
+    line.len() > verb.len() && line[..verb.len()].eq_ignore_ascii_case(verb)
 }
 
 /// Maps a grammar error to the reply SPEC §5 names.

@@ -162,6 +162,16 @@ impl Reply {
     pub fn auth_required() -> Reply {
         Reply::new(530, "5.7.0", "authentication required")
     }
+    pub fn needs_smtputf8() -> Reply {
+        Reply::new(
+            553,
+            "5.6.7",
+            "non-ASCII address requires the SMTPUTF8 parameter",
+        )
+    }
+    pub fn http_probe() -> Reply {
+        Reply::new(421, "4.7.0", "this is an SMTP server, not a web server")
+    }
     pub fn sender_not_owned() -> Reply {
         Reply::new(
             553,

@@ -36,6 +36,8 @@ pub struct Transaction {
     /// `None` for the null sender.
     pub sender: Option<Address>,
     pub recipients: Vec<Address>,
+    /// MAIL carried `SMTPUTF8` (RFC 6531): non-ASCII addresses and headers allowed.
+    pub smtputf8: bool,
 }
 
 /// Everything one session knows.
@@ -61,6 +63,8 @@ pub struct Session {
     /// The submission account that authenticated, if any.
     pub auth_user: Option<String>,
     pub errors: usize,
+    /// A command has been read (the first one is checked for HTTP probes).
+    pub seen_command: bool,
     /// Set when the session must end after the pending replies.
     pub closing: bool,
 }
@@ -98,6 +102,7 @@ pub async fn run(
         esmtp: false,
         txn: None,
         errors: 0,
+        seen_command: false,
         closing: false,
     };
     debug!(peer = %peer, "connect");
@@ -150,6 +155,7 @@ impl Session {
             self.errors += 1;
             if self.errors >= MAX_ERRORS {
                 info!(peer = %self.peer, "too many errors, closing");
+                crate::metrics::rejected_connection("too_many_errors");
                 self.outbuf
                     .extend_from_slice(Reply::too_many_errors().to_wire().as_bytes());
                 self.closing = true;
