@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use duration::{format_duration, parse_duration};
-pub use summary::summary;
+pub use summary::{summary, warnings};
 pub use target::{Cidr, Target, TargetTls};
 
 use crate::address::{Address, Pattern};
@@ -111,6 +111,8 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub server: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    /// Names and expiry of the leaf certificate, for `check`.
+    pub certificate: Option<tls::CertificateInfo>,
 }
 
 /// One `[[user]]` (submission account).

@@ -40,6 +40,9 @@ pub fn summary(config: &Config) -> String {
         }
     );
     let _ = writeln!(out);
+    if let Some(t) = &config.tls {
+        let _ = writeln!(out, "{}", certificate_line(t, crate::spool::now() as i64));
+    }
     let _ = writeln!(out, "Listeners:");
     for l in &config.listen {
         let _ = writeln!(
@@ -53,7 +56,7 @@ pub fn summary(config: &Config) -> String {
                 String::new()
             } else {
                 let a: Vec<String> = l.allow.iter().map(|c| c.to_string()).collect();
-                format!(", relays for {}", a.join(" "))
+                format!(", team senders relay from {}", a.join(" "))
             }
         );
     }
@@ -89,4 +92,51 @@ pub fn summary(config: &Config) -> String {
         }
     }
     out
+}
+
+/// Certificates this close to expiry get a warning from `check`.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// `TLS certificate: FILE: names …; expires DATE (in N days)`.
+fn certificate_line(t: &super::TlsFiles, now: i64) -> String {
+    match &t.certificate {
+        None => format!(
+            "TLS certificate: {} (names and expiry unreadable)",
+            t.cert.display()
+        ),
+        Some(c) => format!(
+            "TLS certificate: {}: names {}; expires {} (in {} days)",
+            t.cert.display(),
+            c.names.join(", "),
+            mail_parser::DateTime::from_timestamp(c.not_after).to_rfc3339(),
+            (c.not_after - now).div_euclid(86400)
+        ),
+    }
+}
+
+/// Problems that do not stop the relay but need the administrator soon: a certificate
+/// that expires within [`EXPIRY_WARNING_DAYS`] (or already has).
+pub fn warnings(config: &Config, now: i64) -> Vec<String> {
+    let Some(cert) = config
+        .tls
+        .as_ref()
+        .and_then(|t| Some((t, t.certificate.as_ref()?)))
+    else {
+        return Vec::new();
+    };
+    let (t, c) = cert;
+    let days = (c.not_after - now).div_euclid(86400);
+    if days >= EXPIRY_WARNING_DAYS {
+        return Vec::new();
+    }
+    let when = if c.not_after <= now {
+        "has expired".to_string()
+    } else {
+        format!("expires in {days} days")
+    };
+    vec![format!(
+        "{}: tls.cert: the certificate for {} {when}; renew it and send SIGHUP",
+        t.cert.display(),
+        c.names.join(", ")
+    )]
 }
