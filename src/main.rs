@@ -11,6 +11,9 @@ use teamrelay::config::{self, Config};
 use teamrelay::route::{self, Envelope, Ingress, Memory, MessageFacts};
 
 fn main() -> ExitCode {
+    // Everything teamrelay writes holds customer mail (SPEC §6): private from the start,
+    // including the files libraries create.
+    teamrelay::private_fs::restrict_umask();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -27,6 +30,9 @@ fn main() -> ExitCode {
         Command::Check { config } => match load(&config) {
             Ok(c) => {
                 print!("{}", config::summary(&c));
+                for w in config::warnings(&c, teamrelay::spool::now() as i64) {
+                    eprintln!("warning: {w}");
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -55,6 +61,7 @@ fn run_serve(config: Config, path: std::path::PathBuf) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .fmt_fields(teamrelay::logfmt::Logfmt)
         .with_ansi(false)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {

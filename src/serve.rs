@@ -70,7 +70,8 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
         shared.clone(),
         shutdown.clone(),
     ));
-
+    // Type=notify units wait for this: the ports are bound and the spool is open.
+    notify_systemd(sd_notify::NotifyState::Ready);
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -79,6 +80,7 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
         }
     }
     info!("stopping: no new connections, finishing transactions in flight");
+    notify_systemd(sd_notify::NotifyState::Stopping);
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
@@ -94,6 +96,13 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Tells systemd about a state change; a no-op outside a unit (no `NOTIFY_SOCKET`).
+fn notify_systemd(state: sd_notify::NotifyState) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        warn!(error = %e, "cannot notify systemd");
+    }
 }
 
 /// SIGHUP: a good new file replaces the config; a bad one is logged and ignored.

@@ -193,7 +193,7 @@ fn metrics_count_what_was_sent() {
     assert_eq!(
         metric(
             &text,
-            "teamrelay_messages_rejected_total{reason=\"relay_denied\"}"
+            "teamrelay_recipients_rejected_total{reason=\"relay_denied\"}"
         ),
         1.0,
         "{text}"
@@ -208,4 +208,54 @@ fn metrics_count_what_was_sent() {
     );
     assert!(text.contains("teamrelay_queue_depth"), "{text}");
     assert!(text.contains("teamrelay_connections_open"), "{text}");
+    assert_eq!(
+        metric(&text, "teamrelay_message_size_bytes_count"),
+        3.0,
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP teamrelay_delivery_duration_seconds"),
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "teamrelay_delivery_duration_seconds_count{route=\"team\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+}
+
+/// Before any mail: every series is there at zero with its `# HELP`, and the build is
+/// named, so dashboards and `rate()` alerts work from the first scrape.
+#[test]
+fn metrics_are_described_and_present_from_the_start() {
+    let relay = Relay::start(&config_with_admin());
+    let mut text = String::new();
+    wait_for(T, || {
+        text = scrape(relay.port("admin"));
+        text.contains("teamrelay_build_info")
+    });
+    for series in [
+        "teamrelay_messages_accepted_total 0",
+        "teamrelay_messages_rejected_total{reason=\"too_big\"} 0",
+        "teamrelay_recipients_rejected_total{reason=\"relay_denied\"} 0",
+        "teamrelay_connections_rejected_total{reason=\"too_many_connections\"} 0",
+        "teamrelay_auth_failures_total 0",
+        "teamrelay_deliveries_total{route=\"outside\",result=\"failed\"} 0",
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
+    }
+    for help in [
+        "# HELP teamrelay_messages_accepted_total",
+        "# HELP teamrelay_recipients_rejected_total",
+        "# HELP teamrelay_queue_depth",
+    ] {
+        assert!(text.contains(help), "{help} missing:\n{text}");
+    }
+    let version = format!(
+        "teamrelay_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&version), "{text}");
 }

@@ -103,6 +103,7 @@ async fn deliver_message(shared: &Shared, pool: &pool::Pool, id: &str) {
             RouteKind::Outside => &config.deliver.outside,
         };
         let prefix = message::prefix(&entry, d);
+        let started = std::time::Instant::now();
         let results = match target {
             Target::Maildir(root) => {
                 let (root, body, id2) = (root.clone(), body.clone(), id.to_string());
@@ -133,6 +134,8 @@ async fn deliver_message(shared: &Shared, pool: &pool::Pool, id: &str) {
                 client::deliver(pool, &key, target, auth, &job).await
             }
         };
+        metrics::histogram!(crate::metrics::DELIVERY_SECONDS, "route" => route.to_string())
+            .record(started.elapsed().as_secs_f64());
         failed.extend(record(&mut entry, i, route, results));
     }
     finish(shared, &config, entry, failed).await;
@@ -165,6 +168,8 @@ fn record(
     results: Vec<(String, Outcome)>,
 ) -> Vec<(usize, String, String)> {
     let id = entry.id.clone();
+    // How long the message has waited, on every outcome line (as Postfix's delay=).
+    let delay = spool::now().saturating_sub(entry.received_at);
     let d = &mut entry.deliveries[i];
     let mut failed = Vec::new();
     for (addr, outcome) in results {
@@ -179,17 +184,17 @@ fn record(
         metrics::counter!("teamrelay_deliveries_total", "route" => route.to_string(), "result" => result).increment(1);
         r.state = match outcome {
             Outcome::Delivered => {
-                info!(id = %id, to = %addr, route = %route, "delivered");
+                info!(id = %id, to = %addr, route = %route, delay_s = delay, "delivered");
                 RcptState::Delivered
             }
             Outcome::Deferred(why) => {
-                info!(id = %id, to = %addr, route = %route, error = %why, "deferred");
+                info!(id = %id, to = %addr, route = %route, delay_s = delay, error = %why, "deferred");
                 RcptState::Pending {
                     last_error: Some(why),
                 }
             }
             Outcome::Failed(why) => {
-                warn!(id = %id, to = %addr, route = %route, error = %why, "failed");
+                warn!(id = %id, to = %addr, route = %route, delay_s = delay, error = %why, "failed");
                 failed.push((i, addr.clone(), why.clone()));
                 RcptState::Failed { error: why }
             }

@@ -96,7 +96,7 @@ impl Session {
             self.reply(Reply::new(235, "2.7.0", "authentication succeeded"));
         } else {
             info!(peer = %self.peer, user = %user, "authentication failed");
-            crate::metrics::rejected("auth");
+            crate::metrics::auth_failure();
             tokio::time::sleep(FAILED_AUTH_DELAY).await;
             self.reply(Reply::new(
                 535,

@@ -8,6 +8,7 @@ mod bdat;
 mod commands;
 pub mod data;
 mod limits;
+pub mod params;
 pub mod reply;
 pub mod session;
 
@@ -81,8 +82,10 @@ pub async fn run_listener(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let local: Option<SocketAddr> = listener.local_addr().ok();
-    info!(listen = ?local, mode = ?spec.mode, "listening");
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| spec.address.to_string(), |a: SocketAddr| a.to_string());
+    info!(listen = %local, mode = ?spec.mode, protocol = ?spec.protocol, "listening");
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -104,7 +107,7 @@ pub async fn run_listener(
             server.max_connections_per_ip,
         ) else {
             info!(peer = %peer, "too many connections");
-            crate::metrics::rejected("too_many_connections");
+            crate::metrics::rejected_connection("too_many_connections");
             tokio::spawn(async move {
                 let mut stream = stream;
                 let _ = tokio::io::AsyncWriteExt::write_all(
