@@ -346,3 +346,54 @@ fn sigterm_during_a_transaction_loses_nothing_acknowledged() {
         assert!(original.text().contains("first half\r\nsecond half\r\n"));
     }
 }
+
+/// README "Going live": certbot's deploy hook runs `systemctl reload teamrelay`; SIGHUP
+/// must serve the renewed certificate to every new handshake, without a restart.
+#[test]
+fn sighup_serves_a_renewed_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let extra = format!(
+        "[[listen]]\naddress = \"127.0.0.1:{{port:smtps}}\"\nmode = \"mx\"\ntls = \"implicit\"\n\n[tls]\ncert = \"{dir}/cert.pem\"\nkey = \"{dir}/key.pem\"\n",
+        dir = certs.path().display()
+    );
+    let config = base_config("").replace("[deliver]", &format!("{extra}\n[deliver]"));
+    let relay = Relay::start(&config);
+    let handshake = |ca: &std::path::Path| -> String {
+        let script = format!(
+            "import socket, ssl\nctx = ssl.create_default_context(cafile={ca:?})\ntry:\n    s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port}), timeout=10), server_hostname='localhost')\n    print('ok', s.recv(100).decode().strip())\nexcept ssl.SSLError as e:\n    print('tls error', e)\n",
+            ca = ca.display().to_string(),
+            port = relay.port("smtps")
+        );
+        let out = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let old_ca = relay.dir.path().join("old-ca.pem");
+    std::fs::copy(certs.path().join("ca.pem"), &old_ca).unwrap();
+    assert!(
+        handshake(&old_ca).starts_with("ok 220 "),
+        "{}",
+        handshake(&old_ca)
+    );
+    // Renewal: a new certificate from a new CA, then the reload.
+    make_certs(certs.path());
+    relay.signal("HUP");
+    assert!(
+        wait_for(T, || relay.log().contains("configuration reloaded")),
+        "{}",
+        relay.log()
+    );
+    let new_ca = certs.path().join("ca.pem");
+    assert!(
+        handshake(&new_ca).starts_with("ok 220 "),
+        "{}",
+        handshake(&new_ca)
+    );
+    assert!(
+        handshake(&old_ca).starts_with("tls error"),
+        "old certificate still served"
+    );
+}
