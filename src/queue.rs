@@ -132,7 +132,7 @@ pub async fn serve_socket(
                         shared.wake.notify_one();
                         answer
                     }
-                    Err(e) => Answer::Error(e),
+                    Err(e) => Answer::Error(e.to_string()),
                 }
             };
             let json = serde_json::to_string(&answer).unwrap_or_default();
@@ -159,7 +159,7 @@ pub async fn request(spool_dir: &Path, request: &str) -> Result<Answer, String> 
     let spool = Spool::open(spool_dir).map_err(|e| e.to_string())?;
     let (answer, ops) = execute(&spool, request);
     if !ops.is_empty() {
-        spool.commit(ops).await?;
+        spool.commit(ops).await.map_err(|e| e.to_string())?;
     }
     Ok(answer)
 }

@@ -5,25 +5,75 @@
 
 use std::collections::BTreeMap;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::dsn::{self, Failure, Original};
 use crate::address::Address;
 use crate::config::Config;
 use crate::route::route_of;
 use crate::smtp::Shared;
-use crate::spool::{self, Entry, Op, Rcpt, RcptState, StoredDelivery, StoredKind};
+use crate::spool::{self, Entry, NewBody, NewMessage, Rcpt, RcptState, StoredDelivery, StoredKind};
 
 /// Bytes of the original read for the DSN's header attachment.
 const HEADER_LIMIT: usize = 64 * 1024;
 
-/// The ops that queue DSNs for `failed` (delivery index, recipient, error).
+/// The DSNs for `failed` (delivery index, recipient, error), to be queued through
+/// [`spool::Spool::accept`] in the same commit as the delivery state they report.
 pub async fn bounces(
     shared: &Shared,
     config: &Config,
     entry: &Entry,
     failed: &[(usize, String, String)],
-) -> Vec<Op> {
+) -> Vec<NewMessage> {
+    let by_sender = by_sender(entry, failed);
+    if by_sender.is_empty() {
+        return Vec::new();
+    }
+    let headers = read_head(&shared.spool.body_path(&entry.id)).await;
+    let mut dsns = Vec::new();
+    for (sender, failures) in by_sender {
+        let Ok(to) = Address::parse(&sender) else {
+            continue;
+        };
+        let original = Original {
+            queue_id: &entry.id,
+            arrival: entry.received_at,
+            sender: &sender,
+            headers: &headers,
+        };
+        let message = dsn::build(&config.server.hostname, &original, &failures);
+        let id = spool::Spool::new_id();
+        let date = mail_parser::DateTime::from_timestamp(spool::now() as i64).to_rfc822();
+        dsns.push(NewMessage {
+            id: id.clone(),
+            sender: None,
+            received: format!(
+                "Received: by {} (teamrelay) id {id};\r\n\t{date}",
+                config.server.hostname
+            ),
+            size: message.len() as u64,
+            deliveries: vec![StoredDelivery {
+                kind: StoredKind::Dsn,
+                team_route: route_of(config, &to) == crate::route::RouteKind::Team,
+                sender: None,
+                headers: Vec::new(),
+                rcpts: vec![Rcpt {
+                    address: sender.clone(),
+                    state: RcptState::Pending { last_error: None },
+                }],
+            }],
+            body: NewBody::Built(message),
+        });
+        metrics::counter!("teamrelay_dsn_total").increment(1);
+        let rcpts: Vec<&str> = failures.iter().map(|f| f.recipient.as_str()).collect();
+        info!(id = %entry.id, dsn = %id, to = %sender, failed = %rcpts.join(","), "bounced");
+    }
+    dsns
+}
+
+/// The failures to report, by envelope sender; those of null and `-bounces` senders
+/// (and of DSNs themselves) are only logged and counted, so bounces never bounce.
+fn by_sender(entry: &Entry, failed: &[(usize, String, String)]) -> BTreeMap<String, Vec<Failure>> {
     let mut by_sender: BTreeMap<String, Vec<Failure>> = BTreeMap::new();
     for (i, rcpt, error) in failed {
         let d = &entry.deliveries[*i];
@@ -46,65 +96,7 @@ pub async fn bounces(
                 error: error.clone(),
             });
     }
-    if by_sender.is_empty() {
-        return Vec::new();
-    }
-    let headers = read_head(&shared.spool.body_path(&entry.id)).await;
-    let mut ops = Vec::new();
-    for (sender, failures) in by_sender {
-        let Ok(to) = Address::parse(&sender) else {
-            continue;
-        };
-        let original = Original {
-            queue_id: &entry.id,
-            arrival: entry.received_at,
-            sender: &sender,
-            headers: &headers,
-        };
-        let message = dsn::build(&config.server.hostname, &original, &failures);
-        let id = spool::Spool::new_id();
-        let size = message.len() as u64;
-        let mut sink = shared.spool.body_sink(&id);
-        sink.buf = message;
-        let file = match sink.finish().await {
-            Ok(f) => f,
-            Err(e) => {
-                // Without the DSN on disk the failure cannot be reported; keep going so
-                // the delivery state is still recorded, and say so loudly.
-                warn!(id = %entry.id, error = %e, "cannot write DSN");
-                continue;
-            }
-        };
-        let now = spool::now();
-        let date = mail_parser::DateTime::from_timestamp(now as i64).to_rfc822();
-        ops.push(Op::SyncBody(file));
-        ops.push(Op::Put(Entry {
-            id: id.clone(),
-            received_at: now,
-            sender: None,
-            received: format!(
-                "Received: by {} (teamrelay) id {id};\r\n\t{date}",
-                config.server.hostname
-            ),
-            size,
-            deliveries: vec![StoredDelivery {
-                kind: StoredKind::Dsn,
-                team_route: route_of(config, &to) == crate::route::RouteKind::Team,
-                sender: None,
-                headers: Vec::new(),
-                rcpts: vec![Rcpt {
-                    address: sender.clone(),
-                    state: RcptState::Pending { last_error: None },
-                }],
-            }],
-            attempts: 0,
-            next_try: now,
-        }));
-        metrics::counter!("teamrelay_dsn_total").increment(1);
-        let rcpts: Vec<&str> = failures.iter().map(|f| f.recipient.as_str()).collect();
-        info!(id = %entry.id, dsn = %id, to = %sender, failed = %rcpts.join(","), "bounced");
-    }
-    ops
+    by_sender
 }
 
 async fn read_head(path: &std::path::Path) -> Vec<u8> {

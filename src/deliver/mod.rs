@@ -238,7 +238,8 @@ async fn finish(
     let now = spool::now();
     entry.attempts += 1;
     failed.extend(expire(&mut entry, config, now));
-    let mut ops = bounce::bounces(shared, config, &entry, &failed).await;
+    let dsns = bounce::bounces(shared, config, &entry, &failed).await;
+    let mut ops = Vec::new();
     if entry.has_pending() {
         // A valid config has at least one retry delay; the last one repeats.
         let retry = &config.deliver.retry;
@@ -256,7 +257,7 @@ async fn finish(
         info!(id = %entry.id, "deleted during delivery; not recorded");
         return;
     }
-    match shared.spool.commit(ops).await {
+    match shared.spool.accept(dsns, ops).await {
         Ok(()) if !entry.has_pending() => info!(id = %entry.id, "done"),
         Ok(()) => {}
         Err(e) => warn!(id = %entry.id, error = %e, "cannot record delivery state"),

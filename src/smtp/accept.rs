@@ -10,7 +10,7 @@ use super::session::{Session, Transaction};
 use super::Reply;
 use crate::config::Mode;
 use crate::route::{self, Envelope, Ingress, MessageFacts};
-use crate::spool::{self, BodySink, Entry, Op, StoredDelivery};
+use crate::spool::{self, BodySink, NewBody, NewMessage, Op, StoredDelivery};
 
 /// More `Received:` fields than this means a mail loop (SPEC §5).
 pub const MAX_RECEIVED: usize = 30;
@@ -21,7 +21,7 @@ impl Session {
         &mut self,
         id: &str,
         txn: &Transaction,
-        mut sink: BodySink,
+        sink: BodySink,
         head: &[u8],
         size: usize,
     ) -> Reply {
@@ -52,51 +52,25 @@ impl Session {
         let writes = spool::memory_writes(&facts, plan.private, &team, config.team.private_memory);
         log_plan(id, &envelope, &plan, head);
 
-        let mut ops = Vec::new();
-        if !writes.is_empty() {
-            ops.push(Op::Remember(writes));
-        }
-        if plan.deliveries.is_empty() {
-            sink.discard().await;
+        let with = if writes.is_empty() {
+            Vec::new()
         } else {
-            let file = match sink.finish().await {
-                Ok(f) => f,
-                Err(e) => {
-                    warn!(id = %id, error = %e, "cannot write message body");
-                    sink.discard().await;
-                    crate::metrics::rejected_message("local_error");
-                    return Reply::local_error();
-                }
-            };
-            let now = spool::now();
-            ops.push(Op::SyncBody(file));
-            ops.push(Op::Put(Entry {
-                id: id.to_string(),
-                received_at: now,
-                sender: sender.as_ref().map(|s| s.to_string()),
-                received: self.received_header(id, txn),
-                size: size as u64,
-                deliveries: plan.deliveries.iter().map(StoredDelivery::from).collect(),
-                attempts: 0,
-                next_try: now,
-            }));
+            vec![Op::Remember(writes)]
+        };
+        let message = NewMessage {
+            id: id.to_string(),
+            sender: sender.as_ref().map(|s| s.to_string()),
+            received: self.received_header(id, txn),
+            size: size as u64,
+            deliveries: plan.deliveries.iter().map(StoredDelivery::from).collect(),
+            body: NewBody::Received(sink),
+        };
+        if let Err(e) = self.spool().accept(vec![message], with).await {
+            warn!(id = %id, error = %e, "cannot spool message");
+            crate::metrics::rejected_message("local_error");
+            return Reply::local_error();
         }
-        if !ops.is_empty() {
-            if let Err(e) = self.spool().commit(ops).await {
-                warn!(id = %id, error = %e, "cannot spool message");
-                let _ = tokio::fs::remove_file(self.spool().body_path(id)).await;
-                return Reply::local_error();
-            }
-        }
-        let from = sender.as_ref().map_or(String::new(), |s| s.to_string());
-        let rcpts: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
-        let message_id = facts.message_id.as_deref().unwrap_or("");
-        info!(id = %id, from = %from, rcpts = %rcpts.join(","), size, message_id = %message_id, peer = %self.peer, "accepted");
-        metrics::counter!("teamrelay_messages_accepted_total").increment(1);
-        metrics::histogram!(crate::metrics::MESSAGE_BYTES).record(size as f64);
-        metrics::counter!("teamrelay_archive_copies_total").increment(plan.archive_copies() as u64);
-        metrics::counter!("teamrelay_list_bounces_total")
-            .increment(plan.consumed_bounces.len() as u64);
+        log_accepted(id, txn, &facts, &plan, size, self.peer);
         if !plan.deliveries.is_empty() {
             self.shared.wake.notify_one();
         }
@@ -152,6 +126,25 @@ pub fn protocol_word(lmtp: bool, esmtp: bool, smtputf8: bool, tls: bool, auth: b
         (true, true) => "SA",
     };
     format!("{base}{suffix}")
+}
+
+/// The `accepted` line and its counters.
+fn log_accepted(
+    id: &str,
+    txn: &Transaction,
+    facts: &MessageFacts,
+    plan: &route::Plan,
+    size: usize,
+    peer: std::net::SocketAddr,
+) {
+    let from = txn.sender.as_ref().map_or(String::new(), |s| s.to_string());
+    let rcpts: Vec<String> = txn.recipients.iter().map(|r| r.to_string()).collect();
+    let message_id = facts.message_id.as_deref().unwrap_or("");
+    info!(id = %id, from = %from, rcpts = %rcpts.join(","), size, message_id = %message_id, peer = %peer, "accepted");
+    metrics::counter!("teamrelay_messages_accepted_total").increment(1);
+    metrics::histogram!(crate::metrics::MESSAGE_BYTES).record(size as f64);
+    metrics::counter!("teamrelay_archive_copies_total").increment(plan.archive_copies() as u64);
+    metrics::counter!("teamrelay_list_bounces_total").increment(plan.consumed_bounces.len() as u64);
 }
 
 /// One log line per decision, so an operator can grep a message's fate.

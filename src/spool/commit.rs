@@ -4,7 +4,7 @@
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
-use super::{schedule_key, Entry, MemoryWrites, Spool};
+use super::{schedule_key, CommitError, Entry, MemoryWrites, Spool};
 
 /// One durable change.
 #[derive(Debug)]
@@ -22,7 +22,7 @@ pub enum Op {
 /// A batch of ops and whom to tell when they are durable.
 pub struct Request {
     pub ops: Vec<Op>,
-    pub done: oneshot::Sender<Result<(), String>>,
+    pub done: oneshot::Sender<Result<(), CommitError>>,
 }
 
 /// Runs until every [`Spool`] handle is dropped.
@@ -56,12 +56,10 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
                 Ok((requests, Ok(()))) => {
                     tokio::task::spawn_blocking(move || write_records(&spool3, &db3, &requests))
                         .await
-                        .unwrap_or_else(|e| {
-                            (Err(format!("spool commit task failed: {e}")), Vec::new())
-                        })
+                        .unwrap_or_else(|_| (Err(CommitError::Stopped), Vec::new()))
                 }
                 Ok((_, Err(e))) => (Err(e), Vec::new()),
-                Err(e) => (Err(format!("spool commit task failed: {e}")), Vec::new()),
+                Err(_) => (Err(CommitError::Stopped), Vec::new()),
             };
             if let Err(e) = &result {
                 error!(error = %e, "spool commit failed");
@@ -84,7 +82,7 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
 }
 
 /// Stage one: the batch's body files and their directory entries, durable.
-fn sync_bodies(spool: &Spool, requests: &[Vec<Op>]) -> Result<(), String> {
+fn sync_bodies(spool: &Spool, requests: &[Vec<Op>]) -> Result<(), CommitError> {
     let files: Vec<&std::fs::File> = requests
         .iter()
         .flatten()
@@ -99,10 +97,10 @@ fn sync_bodies(spool: &Spool, requests: &[Vec<Op>]) -> Result<(), String> {
     if files.is_empty() {
         return Ok(());
     }
-    sync_all_parallel(&files).map_err(|e| format!("body fsync failed: {e}"))?;
+    sync_all_parallel(&files).map_err(|e| CommitError::BodySync(e.to_string()))?;
     std::fs::File::open(spool.dir.join("bodies"))
         .and_then(|d| d.sync_all())
-        .map_err(|e| format!("spool directory fsync failed: {e}"))
+        .map_err(|e| CommitError::BodySync(format!("bodies directory: {e}")))
 }
 
 /// Stage two: the batch's records, then sled's flush. Returns the result and the ids
@@ -111,17 +109,17 @@ fn write_records(
     spool: &Spool,
     db: &sled::Db,
     requests: &[Vec<Op>],
-) -> (Result<(), String>, Vec<String>) {
+) -> (Result<(), CommitError>, Vec<String>) {
     let mut removed = Vec::new();
     let mut result = Ok(());
     for ops in requests {
         if let Err(e) = apply(spool, ops, &mut removed) {
-            result = Err(format!("spool write failed: {e}"));
+            result = Err(CommitError::Records(e));
         }
     }
     if result.is_ok() {
         if let Err(e) = db.flush() {
-            result = Err(format!("spool flush failed: {e}"));
+            result = Err(CommitError::Records(format!("flush: {e}")));
         }
     }
     (result, removed)

@@ -14,6 +14,7 @@
 
 mod body;
 mod commit;
+mod door;
 mod entry;
 mod memory;
 
@@ -25,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use body::BodySink;
 pub use commit::Op;
+pub use door::{NewBody, NewMessage};
 pub use entry::{Entry, Rcpt, RcptState, StoredDelivery, StoredKind};
 pub use memory::{writes_for as memory_writes, MemoryWrites};
 
@@ -50,6 +52,33 @@ pub struct Spool {
 /// Errors opening the spool.
 #[derive(Debug)]
 pub struct SpoolError(pub String);
+
+/// Why a commit did not become durable. Whatever it carried is not on disk, so the
+/// caller must not acknowledge it (an SMTP client gets `451`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitError {
+    /// Writing a new body file failed.
+    Body(String),
+    /// fsync of a body file or of the bodies directory failed.
+    BodySync(String),
+    /// sled refused a record, or its flush failed.
+    Records(String),
+    /// The committer task is gone (the process is stopping) or panicked.
+    Stopped,
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitError::Body(e) => write!(f, "cannot write body: {e}"),
+            CommitError::BodySync(e) => write!(f, "body fsync failed: {e}"),
+            CommitError::Records(e) => write!(f, "spool write failed: {e}"),
+            CommitError::Stopped => write!(f, "spool committer stopped"),
+        }
+    }
+}
+
+impl std::error::Error for CommitError {}
 
 impl std::fmt::Display for SpoolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,13 +158,12 @@ impl Spool {
 
     /// Applies `ops` durably: returns once they are flushed to disk together with
     /// whatever else was waiting (group commit).
-    pub async fn commit(&self, ops: Vec<Op>) -> Result<(), String> {
+    pub async fn commit(&self, ops: Vec<Op>) -> Result<(), CommitError> {
         let (done, wait) = oneshot::channel();
         self.commits
             .send(commit::Request { ops, done })
-            .map_err(|_| "spool committer stopped".to_string())?;
-        wait.await
-            .map_err(|_| "spool committer stopped".to_string())?
+            .map_err(|_| CommitError::Stopped)?;
+        wait.await.map_err(|_| CommitError::Stopped)?
     }
 
     /// One queued message.

@@ -1,0 +1,167 @@
+//! The one door into the spool: [`Spool::accept`] queues new messages — received over
+//! SMTP, DSNs, and any message teamrelay makes itself — and owns the three promises
+//! every caller used to keep by hand:
+//!
+//! 1. **Body before record.** Each body is written and fsync'd (with its directory
+//!    entry) before its record is written; sled is flushed before `accept` returns.
+//! 2. **All or nothing.** A message's recipients are one record, and everything passed
+//!    in one call — several messages plus the caller's other ops (routing memories,
+//!    the delivery state a DSN reports) — is one commit.
+//! 3. **Cleanup.** If anything fails, every body this call wrote is removed and the
+//!    caller gets the error; nothing half-queued stays behind.
+
+use super::{now, BodySink, CommitError, Entry, Op, Spool, StoredDelivery};
+
+/// A body for a new message.
+pub enum NewBody {
+    /// Streamed in while DATA arrived.
+    Received(BodySink),
+    /// Made in memory (a DSN, a notice).
+    Built(Vec<u8>),
+}
+
+/// A message to queue: its envelope and plan, without the spool's bookkeeping (arrival
+/// time, attempts, schedule), which `accept` fills in.
+pub struct NewMessage {
+    /// From [`Spool::new_id`].
+    pub id: String,
+    /// Envelope sender; `None` for `<>`.
+    pub sender: Option<String>,
+    /// teamrelay's `Received:` field, prepended to every delivery.
+    pub received: String,
+    /// Body size in octets.
+    pub size: u64,
+    /// The transactions to make. A message without any is not queued (its body is
+    /// dropped) while the other ops of the call are still committed.
+    pub deliveries: Vec<StoredDelivery>,
+    pub body: NewBody,
+}
+
+impl Spool {
+    /// Queues `messages` and applies `with` in one durable commit (see the module doc).
+    pub async fn accept(
+        &self,
+        messages: Vec<NewMessage>,
+        with: Vec<Op>,
+    ) -> Result<(), CommitError> {
+        let mut ops = Vec::with_capacity(messages.len() * 2 + with.len());
+        let mut written = Vec::new();
+        let arrival = now();
+        for m in messages {
+            let file = match m.body {
+                _ if m.deliveries.is_empty() => {
+                    if let NewBody::Received(sink) = m.body {
+                        sink.discard().await;
+                    }
+                    continue;
+                }
+                NewBody::Received(mut sink) => sink.finish().await,
+                NewBody::Built(bytes) => {
+                    let mut sink = self.body_sink(&m.id);
+                    sink.buf = bytes;
+                    sink.finish().await
+                }
+            };
+            written.push(m.id.clone());
+            let file = match file {
+                Ok(f) => f,
+                Err(e) => {
+                    self.remove_bodies(&written).await;
+                    return Err(CommitError::Body(e.to_string()));
+                }
+            };
+            ops.push(Op::SyncBody(file));
+            ops.push(Op::Put(Entry {
+                id: m.id,
+                received_at: arrival,
+                sender: m.sender,
+                received: m.received,
+                size: m.size,
+                deliveries: m.deliveries,
+                attempts: 0,
+                next_try: arrival,
+            }));
+        }
+        ops.extend(with);
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let result = self.commit(ops).await;
+        if result.is_err() {
+            self.remove_bodies(&written).await;
+        }
+        result
+    }
+
+    async fn remove_bodies(&self, ids: &[String]) {
+        for id in ids {
+            let _ = tokio::fs::remove_file(self.body_path(id)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{Rcpt, RcptState, StoredKind};
+
+    fn delivery(to: &str) -> StoredDelivery {
+        StoredDelivery {
+            kind: StoredKind::Original,
+            team_route: true,
+            sender: None,
+            headers: Vec::new(),
+            rcpts: vec![Rcpt {
+                address: to.into(),
+                state: RcptState::Pending { last_error: None },
+            }],
+        }
+    }
+
+    fn built(id: &str, deliveries: Vec<StoredDelivery>) -> NewMessage {
+        NewMessage {
+            id: id.into(),
+            sender: None,
+            received: "Received: test".into(),
+            size: 5,
+            deliveries,
+            body: NewBody::Built(b"hello".to_vec()),
+        }
+    }
+
+    #[tokio::test]
+    async fn several_messages_are_one_commit_with_bodies_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let (a, b) = (Spool::new_id(), Spool::new_id());
+        let messages = vec![
+            built(&a, vec![delivery("x@example.com")]),
+            built(&b, vec![delivery("y@example.com")]),
+        ];
+        spool.accept(messages, Vec::new()).await.unwrap();
+        for id in [&a, &b] {
+            let entry = spool.get(id).expect("record");
+            assert_eq!(entry.attempts, 0);
+            assert_eq!(std::fs::read(spool.body_path(id)).unwrap(), b"hello");
+        }
+        assert_eq!(spool.take_due(now(), 10).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_message_without_deliveries_leaves_no_body_or_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let id = Spool::new_id();
+        let mut sink = spool.body_sink(&id);
+        sink.buf.extend_from_slice(b"x".repeat(300 * 1024).as_slice());
+        sink.maybe_flush().await.unwrap();
+        assert!(spool.body_path(&id).exists());
+        let m = NewMessage {
+            body: NewBody::Received(sink),
+            ..built(&id, Vec::new())
+        };
+        spool.accept(vec![m], Vec::new()).await.unwrap();
+        assert!(spool.get(&id).is_none());
+        assert!(!spool.body_path(&id).exists());
+    }
+}
