@@ -104,6 +104,13 @@ pub struct Entry {
     pub attempts: u32,
     /// Unix seconds of the next try.
     pub next_try: u64,
+    /// MAIL carried `SMTPUTF8`: only a next hop offering SMTPUTF8 may take it (SPEC §6).
+    /// Absent in records written before the field existed: `false`.
+    #[serde(default)]
+    pub smtputf8: bool,
+    /// The body holds a byte above 127: only a next hop offering 8BITMIME may take it.
+    #[serde(default)]
+    pub eight_bit: bool,
 }
 
 impl Entry {
