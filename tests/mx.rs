@@ -215,6 +215,42 @@ fn thread_sleep_ms(ms: u64) {
 }
 
 #[test]
+fn rfc6152_mx_host_without_8bitmime_bounces_with_5_6_3() {
+    let dns = FakeDns::start();
+    let ip = loopback_ip();
+    dns.mx("old.example", 10, "mx.old.example")
+        .addr("mx.old.example", &ip);
+    let host = Upstream::start_mx(&ip);
+    host.script.lock().unwrap().no_8bitmime = true;
+    let relay = start(&dns);
+    let team = Upstream::start(relay.port("upteam"), false);
+
+    let msg = "From: alice@example.com\r\nTo: eve@old.example\r\nSubject: Preis\r\n\
+               Message-ID: <mx8@example.com>\r\n\r\nDer Preis ist 10 \u{20ac}.\r\n";
+    let r = send_py(
+        relay.port("relay"),
+        "alice@example.com",
+        &["eve@old.example"],
+        msg.as_bytes(),
+    );
+    assert!(r.success, "{}", r.output);
+    assert!(wait_for(T, || !dsns(&team).is_empty()), "{}", relay.log());
+    let text = dsns(&team)[0].text();
+    assert!(
+        text.contains("Final-Recipient: rfc822; eve@old.example"),
+        "{text}"
+    );
+    assert!(text.contains("Status: 5.6.3\r\n"), "{text}");
+    assert!(host.txns().is_empty(), "nothing was sent converted");
+    let log = relay.log();
+    let failed = log
+        .lines()
+        .find(|l| l.contains("failed") && l.contains("eve@old.example"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(failed.contains("mx=mx.old.example"), "{failed}");
+}
+
+#[test]
 fn check_shows_outside_mx_and_the_resolver() {
     let dns = FakeDns::start();
     let relay = start(&dns);
