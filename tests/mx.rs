@@ -61,28 +61,37 @@ fn queue_list(relay: &Relay) -> String {
 #[test]
 fn rfc5321_mx_preference_fallback_to_the_next_host() {
     let dns = FakeDns::start();
-    let (down, busy, good) = (loopback_ip(), loopback_ip(), loopback_ip());
-    // Preference 10 refuses the connection (nothing listens), 20 greets with 421,
-    // 30 takes the mail. Listed out of order: the relay must sort them.
-    dns.mx("shop.example", 30, "mx3.shop.example")
+    let (down, busy, grey, good) = (loopback_ip(), loopback_ip(), loopback_ip(), loopback_ip());
+    // Preference 10 refuses the connection (nothing listens), 20 greets with 421, 25
+    // defers the recipient (greylisting), 30 takes the mail. Listed out of order: the
+    // relay must sort them.
+    dns.mx("shop.example", 30, "mx4.shop.example")
         .mx("shop.example", 10, "mx1.shop.example")
+        .mx("shop.example", 25, "mx3.shop.example")
         .mx("shop.example", 20, "mx2.shop.example")
         .addr("mx1.shop.example", &down)
         .addr("mx2.shop.example", &busy)
-        .addr("mx3.shop.example", &good);
+        .addr("mx3.shop.example", &grey)
+        .addr("mx4.shop.example", &good);
     let mx2 = Upstream::start_mx(&busy);
     mx2.script.lock().unwrap().greeting = Some("421 4.3.2 busy, try later".into());
-    let mx3 = Upstream::start_mx(&good);
+    let mx3 = Upstream::start_mx(&grey);
+    mx3.script.lock().unwrap().rcpt_reply.insert(
+        "bob@shop.example".into(),
+        "451 4.7.1 greylisted, come back later".into(),
+    );
+    let mx4 = Upstream::start_mx(&good);
     let relay = start(&dns);
     let _team = Upstream::start(relay.port("upteam"), false);
 
     send(&relay, &["bob@shop.example"], "pref@example.com");
-    let got = mx3.wait(1, T);
+    let got = mx4.wait(1, T);
     assert_eq!(got.len(), 1, "{}", relay.log());
     assert_eq!(got[0].rcpts, ["bob@shop.example"]);
     assert_eq!(got[0].mail_from, "alice@example.com");
     assert!(got[0].text().contains("Message-ID: <pref@example.com>"));
-    assert!(mx2.txns().is_empty());
+    assert!(mx2.txns().is_empty() && mx3.txns().is_empty());
+    assert_eq!(mx3.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert!(wait_for(T, || relay.log().contains("delivered")));
     let log = relay.log();
     let line = log
@@ -90,7 +99,7 @@ fn rfc5321_mx_preference_fallback_to_the_next_host() {
         .find(|l| l.contains("delivered") && l.contains("bob@shop.example"))
         .unwrap_or_else(|| panic!("{log}"));
     assert!(
-        line.contains("mx=mx3.shop.example") && line.contains(&format!("ip={good}")),
+        line.contains("mx=mx4.shop.example") && line.contains(&format!("ip={good}")),
         "the delivered line names the MX host and address: {line}"
     );
     assert!(
@@ -114,6 +123,37 @@ fn rfc5321_implicit_mx_delivers_to_the_domains_own_address() {
     assert_eq!(got.len(), 1, "{}", relay.log());
     assert_eq!(got[0].rcpts, ["carol@plain.example"]);
     assert!(dns.asked("plain.example", "MX") >= 1);
+}
+
+#[test]
+fn rfc5321_each_address_of_a_host_in_turn_ipv4_then_ipv6() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    let dns = FakeDns::start();
+    let down = loopback_ip();
+    // The host's IPv4 address refuses; its IPv6 address takes the mail.
+    dns.mx("dual.example", 10, "mx.dual.example")
+        .addr("mx.dual.example", &down)
+        .addr("mx.dual.example", "::1");
+    let host = Upstream::start_mx("::1");
+    let relay = start(&dns);
+    let _team = Upstream::start(relay.port("upteam"), false);
+
+    send(&relay, &["dan@dual.example"], "v6@example.com");
+    let got = host.wait(1, T);
+    assert_eq!(got.len(), 1, "{}", relay.log());
+    assert_eq!(got[0].rcpts, ["dan@dual.example"]);
+    assert!(
+        wait_for(T, || relay.log().contains("ip=::1")),
+        "{}",
+        relay.log()
+    );
+    assert!(
+        relay.log().contains(&format!("ip={down}")),
+        "IPv4 was tried first"
+    );
 }
 
 #[test]
@@ -208,6 +248,61 @@ fn rfc5321_one_transaction_per_recipient_domain() {
     thread_sleep_ms(500);
     assert_eq!(one.txns().len(), 1);
     assert_eq!(two.txns().len(), 1);
+}
+
+#[test]
+fn rfc5321_two_domains_on_one_mx_host_two_transactions_one_connection() {
+    let dns = FakeDns::start();
+    let ip = loopback_ip();
+    // A hosted-mail provider: both customers' domains point at the same MX.
+    dns.mx("a.example", 10, "mx.provider.example")
+        .mx("b.example", 10, "mx.provider.example")
+        .addr("mx.provider.example", &ip);
+    let host = Upstream::start_mx(&ip);
+    let relay = start(&dns);
+    let _team = Upstream::start(relay.port("upteam"), false);
+
+    send(
+        &relay,
+        &["x@a.example", "y@b.example"],
+        "shared-mx@example.com",
+    );
+    let got = host.wait(2, T);
+    assert_eq!(got.len(), 2, "{}", relay.log());
+    let mut rcpts: Vec<Vec<String>> = got.iter().map(|t| t.rcpts.clone()).collect();
+    rcpts.sort();
+    assert_eq!(rcpts, [vec!["x@a.example"], vec!["y@b.example"]]);
+    assert_eq!(
+        host.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the pooled connection to the host carried both transactions"
+    );
+}
+
+#[test]
+fn rfc3207_mx_host_offering_starttls_gets_the_mail_over_tls() {
+    let dns = FakeDns::start();
+    let ip = loopback_ip();
+    dns.mx("tls.example", 10, "mx.tls.example")
+        .addr("mx.tls.example", &ip);
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    // A certificate for "localhost", not for mx.tls.example: opportunistic TLS as on
+    // smtp:// does not check it (Postfix's `may`).
+    let host = Upstream::start_on(
+        &ip,
+        25,
+        false,
+        UpTls::StartTls(server_tls(certs.path())),
+        false,
+    );
+    let relay = start(&dns);
+    let _team = Upstream::start(relay.port("upteam"), false);
+
+    send(&relay, &["z@tls.example"], "tls@example.com");
+    let got = host.wait(1, T);
+    assert_eq!(got.len(), 1, "{}", relay.log());
+    assert!(got[0].tls, "the transaction ran after STARTTLS");
 }
 
 fn thread_sleep_ms(ms: u64) {

@@ -327,6 +327,8 @@ pub struct Upstream {
     pub port: u16,
     pub txns: Arc<Mutex<Vec<Txn>>>,
     pub script: Arc<Mutex<Script>>,
+    /// Connections accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Upstream {
@@ -352,9 +354,11 @@ impl Upstream {
             .unwrap_or_else(|e| panic!("cannot listen on {ip}:{port}: {e}"));
         let txns: Arc<Mutex<Vec<Txn>>> = Arc::default();
         let script: Arc<Mutex<Script>> = Arc::default();
-        let (t, s) = (txns.clone(), script.clone());
+        let connections: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (t, s, n) = (txns.clone(), script.clone(), connections.clone());
         thread::spawn(move || {
             for conn in listener.incoming().flatten() {
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (t, s, tls) = (t.clone(), s.clone(), tls.clone());
                 thread::spawn(move || {
                     conn.set_read_timeout(Some(Duration::from_secs(60))).ok();
@@ -369,7 +373,12 @@ impl Upstream {
                 });
             }
         });
-        Upstream { port, txns, script }
+        Upstream {
+            port,
+            txns,
+            script,
+            connections,
+        }
     }
 
     pub fn txns(&self) -> Vec<Txn> {
