@@ -139,3 +139,31 @@ impl Entry {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_the_conversion_flags_still_load() {
+        let entry = Entry {
+            id: "x1".into(),
+            received_at: 1,
+            sender: Some("a@b.example".into()),
+            received: "Received: x".into(),
+            size: 3,
+            deliveries: Vec::new(),
+            attempts: 0,
+            next_try: 1,
+            smtputf8: true,
+            eight_bit: true,
+        };
+        let mut json: serde_json::Value = serde_json::to_value(&entry).unwrap();
+        let map = json.as_object_mut().unwrap();
+        map.remove("smtputf8");
+        map.remove("eight_bit");
+        let old: Entry = serde_json::from_value(json).expect("an old record parses");
+        assert!(!old.smtputf8 && !old.eight_bit);
+        assert_eq!(old.id, "x1");
+    }
+}
