@@ -64,19 +64,13 @@ pub async fn deliver(
         None,
     );
     for host in &hosts {
-        let addrs = match dns.addresses(host).await {
-            AddrAnswer::Found(addrs) => addrs,
-            AddrAnswer::NoAddress => {
-                let outcome = order::no_address(host, implicit);
-                if matches!(outcome, Outcome::Failed(_)) {
-                    done.extend(settle(&pending(&open), &outcome, None));
-                    return done;
-                }
-                open = settle(&pending(&open), &outcome, None);
-                continue;
+        let addrs = match host_addresses(dns, host, implicit).await {
+            Ok(addrs) => addrs,
+            Err(outcome @ Outcome::Failed(_)) => {
+                done.extend(settle(&pending(&open), &outcome, None));
+                return done;
             }
-            AddrAnswer::Failed(why) => {
-                let outcome = Outcome::Deferred(format!("address lookup for {host}: {why}"));
+            Err(outcome) => {
                 open = settle(&pending(&open), &outcome, None);
                 continue;
             }
@@ -90,20 +84,9 @@ pub async fn deliver(
                 rcpts: pending(&open),
                 ..job.clone()
             };
-            open = match try_hop(pool, &hop, &sub).await {
-                Err(why) => {
-                    info!(id = %id, domain = %domain, mx = %hop.host, ip = %hop.ip, error = %why, "mx host not usable; trying the next");
-                    settle(&sub.rcpts, &Outcome::Deferred(why), Some(&hop))
-                }
-                Ok(results) => {
-                    let (deferred, settled): (HopResults, HopResults) = results
-                        .into_iter()
-                        .map(|(r, o)| (r, o, Some(hop.clone())))
-                        .partition(|(_, o, _)| matches!(o, Outcome::Deferred(_)));
-                    done.extend(settled);
-                    deferred
-                }
-            };
+            let (settled, deferred) = attempt(pool, id, domain, &hop, &sub).await;
+            done.extend(settled);
+            open = deferred;
             if open.is_empty() {
                 return done;
             }
@@ -111,6 +94,45 @@ pub async fn deliver(
     }
     done.extend(open);
     done
+}
+
+/// The addresses to try for `host`, or the outcome for the recipients still open when
+/// it has none (permanent only for an implicit MX, see [`order::no_address`]).
+async fn host_addresses(
+    dns: &dns::Dns,
+    host: &str,
+    implicit: bool,
+) -> Result<Vec<IpAddr>, Outcome> {
+    match dns.addresses(host).await {
+        AddrAnswer::Found(addrs) => Ok(addrs),
+        AddrAnswer::NoAddress => Err(order::no_address(host, implicit)),
+        AddrAnswer::Failed(why) => Err(Outcome::Deferred(format!(
+            "address lookup for {host}: {why}"
+        ))),
+    }
+}
+
+/// One try at one address: (settled, still deferred) recipients, each with this hop.
+async fn attempt(
+    pool: &Pool,
+    id: &str,
+    domain: &str,
+    hop: &Hop,
+    job: &Job<'_>,
+) -> (HopResults, HopResults) {
+    match try_hop(pool, hop, job).await {
+        Err(why) => {
+            info!(id = %id, domain = %domain, mx = %hop.host, ip = %hop.ip, error = %why, "mx host not usable; trying the next");
+            (
+                Vec::new(),
+                settle(&job.rcpts, &Outcome::Deferred(why), Some(hop)),
+            )
+        }
+        Ok(results) => results
+            .into_iter()
+            .map(|(r, o)| (r, o, Some(hop.clone())))
+            .partition(|(_, o, _)| !matches!(o, Outcome::Deferred(_))),
+    }
 }
 
 /// One address: a pooled or new connection, then the transaction. `Err`: no connection
