@@ -322,6 +322,8 @@ members = ["alice@example.com", "bob@example.com"]
 "#;
     let relay = Relay::start(&config);
     let team = Upstream::start(relay.port("upteam"), false);
+    // The second message carries SMTPUTF8: only a next hop offering it may take it (SPEC §6).
+    team.script.lock().unwrap().smtputf8 = true;
     let _outside = Upstream::start(relay.port("upout"), false);
     let mut c = ehlo(relay.port("mx"));
     // The A-label spelling of the configured U-label domain is internal...

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub use duration::{format_duration, parse_duration};
 pub use summary::{summary, warnings};
-pub use target::{Cidr, Target, TargetTls};
+pub use target::{parse_resolver, Cidr, Target, TargetTls};
 
 use crate::address::{Address, Pattern};
 
@@ -128,6 +128,8 @@ pub struct User {
 pub struct Deliver {
     pub team: Target,
     pub outside: Target,
+    /// `deliver.resolver`: the DNS server for `mx` delivery; `None`: the system's.
+    pub resolver: Option<std::net::SocketAddr>,
     pub retry: Vec<Duration>,
     pub max_queue_time: Duration,
     /// How long to wait for each reply of a next hop (a stalled server is a temporary

@@ -84,6 +84,7 @@ pub struct RawUser {
 pub struct RawDeliver {
     pub team: SpStr,
     pub outside: SpStr,
+    pub resolver: Option<SpStr>,
     pub retry: Option<Vec<SpStr>>,
     pub max_queue_time: Option<SpStr>,
     pub timeout: Option<SpStr>,

@@ -64,6 +64,15 @@ pub fn summary(config: &Config) -> String {
     let _ = writeln!(out, "Delivery:");
     let _ = writeln!(out, "  team mail    → {}", config.deliver.team);
     let _ = writeln!(out, "  outside mail → {}", config.deliver.outside);
+    if config.deliver.outside == super::Target::Mx {
+        let dns = config
+            .deliver
+            .resolver
+            .map_or("the system resolver (/etc/resolv.conf)".to_string(), |a| {
+                a.to_string()
+            });
+        let _ = writeln!(out, "  MX lookups   → {dns}");
+    }
     let retry: Vec<String> = config
         .deliver
         .retry

@@ -1,7 +1,8 @@
-//! Delivery URLs (`smtp://`, `lmtp+unix://`, `maildir://` ...) and client networks (CIDR).
+//! Delivery URLs (`smtp://`, `lmtp+unix://`, `maildir://` ..., and `mx`), the DNS server
+//! for `mx`, and client networks (CIDR).
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// How a network route protects the connection.
@@ -32,11 +33,16 @@ pub enum Target {
     LmtpUnix(PathBuf),
     /// Maildir tree: `DIR/domain/local/{tmp,new,cur}`.
     Maildir(PathBuf),
+    /// `mx`: direct delivery to each recipient domain's MX hosts on port 25 (SPEC §6).
+    Mx,
 }
 
 impl Target {
     /// Parses a delivery URL; relative paths are resolved against `base`.
     pub fn parse(url: &str, base: &Path) -> Result<Target, String> {
+        if url == "mx" {
+            return Ok(Target::Mx);
+        }
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| format!("{url:?} is not a delivery URL like \"smtp://host:port\""))?;
@@ -98,8 +104,16 @@ impl fmt::Display for Target {
             Target::Lmtp { host, port } => write!(f, "lmtp://{host}:{port}"),
             Target::LmtpUnix(p) => write!(f, "lmtp+unix://{}", p.display()),
             Target::Maildir(p) => write!(f, "maildir://{}", p.display()),
+            Target::Mx => write!(f, "mx"),
         }
     }
+}
+
+/// Parses `deliver.resolver`: the DNS server `mx` delivery asks, as `IP:PORT` (an IPv6
+/// server as `[IP]:PORT`). An address, not a name: the resolver cannot look itself up.
+pub fn parse_resolver(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .map_err(|_| format!("{s:?} is not a DNS server like \"127.0.0.1:53\" (IP:PORT)"))
 }
 
 /// A client network: `127.0.0.0/8`, `::1/128`, or a single address.
@@ -205,6 +219,7 @@ mod tests {
                 Target::Maildir("/etc/teamrelay/mail".into()),
             ),
             ("maildir:///var/mail", Target::Maildir("/var/mail".into())),
+            ("mx", Target::Mx),
         ];
         for (url, want) in cases {
             assert_eq!(Target::parse(url, base), Ok(want), "{url}");
@@ -224,6 +239,19 @@ mod tests {
         ] {
             assert!(Target::parse(bad, Path::new("/")).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn resolver_is_ip_and_port() {
+        assert_eq!(
+            parse_resolver("127.0.0.1:5353"),
+            Ok("127.0.0.1:5353".parse().unwrap())
+        );
+        assert!(parse_resolver("[::1]:53").is_ok());
+        for bad in ["", "127.0.0.1", "dns.example:53", "mx", "1.2.3.4:99999"] {
+            assert!(parse_resolver(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Target::Mx.to_string(), "mx");
     }
 
     #[test]

@@ -137,3 +137,35 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.listen[0].tls, ListenTls::None);
     assert!(c.is_known_mailbox(&"anyone@example.com".parse().unwrap()));
 }
+
+#[test]
+fn outside_mx_with_a_resolver() {
+    let outside = "outside = \"smtp://127.0.0.1:2601\"";
+    let mx = GOOD.replace(outside, "outside = \"mx\"\nresolver = \"127.0.0.1:5353\"");
+    let c = parse(&mx, Path::new("lists.toml")).expect("valid");
+    assert_eq!(c.deliver.outside, Target::Mx);
+    assert_eq!(c.deliver.resolver, Some("127.0.0.1:5353".parse().unwrap()));
+    assert_eq!(
+        parse(GOOD, Path::new("lists.toml"))
+            .unwrap()
+            .deliver
+            .resolver,
+        None
+    );
+
+    let bad = GOOD.replace(outside, "outside = \"mx\"\nresolver = \"dns.example\"");
+    let got = errors(&bad);
+    assert!(
+        got.iter().any(|e| e
+            .starts_with("lists.toml:10: deliver.resolver: \"dns.example\" is not a DNS server")),
+        "{got:#?}"
+    );
+    let team_mx = GOOD.replace("team = \"smtp://127.0.0.1:2600\"", "team = \"mx\"");
+    let got = errors(&team_mx);
+    assert!(
+        got.iter().any(
+            |e| e.starts_with("lists.toml:8: deliver.team: \"mx\" is only for deliver.outside")
+        ),
+        "{got:#?}"
+    );
+}

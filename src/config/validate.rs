@@ -428,6 +428,10 @@ fn check_users(c: &mut Checker, raw: &[Spanned<RawUser>]) -> Vec<User> {
     out
 }
 
+/// Why `deliver.team = "mx"` is refused: the team domains' MX records point at this relay.
+const MX_FOR_TEAM: &str =
+    "\"mx\" is only for deliver.outside (the team's own MX records point at this relay)";
+
 fn check_deliver(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Deliver {
     let d = raw.get_ref();
     let mut target = |s: &SpStr, key: &str| match Target::parse(s.get_ref(), &c.base) {
@@ -439,6 +443,14 @@ fn check_deliver(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Deliver {
     };
     let team = target(&d.team, "deliver.team");
     let outside = target(&d.outside, "deliver.outside");
+    if team == Target::Mx {
+        c.error_at(&d.team, "deliver.team", MX_FOR_TEAM);
+    }
+    let resolver = d.resolver.as_ref().and_then(|s| {
+        super::parse_resolver(s.get_ref())
+            .map_err(|e| c.error_at(s, "deliver.resolver", e))
+            .ok()
+    });
     let retry = match &d.retry {
         None => ["1m", "5m", "15m", "30m", "1h"]
             .iter()
@@ -487,6 +499,7 @@ fn check_deliver(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Deliver {
     Deliver {
         team,
         outside,
+        resolver,
         retry,
         max_queue_time,
         timeout,

@@ -52,6 +52,10 @@ pub async fn bounces(
                 config.server.hostname
             ),
             size: message.len() as u64,
+            // The DSN's own text is ASCII, but it quotes the original's header section,
+            // which may hold 8-bit bytes.
+            smtputf8: false,
+            eight_bit: !message.is_ascii(),
             deliveries: vec![StoredDelivery {
                 kind: StoredKind::Dsn,
                 team_route: route_of(config, &to) == crate::route::RouteKind::Team,

@@ -13,6 +13,7 @@ use smtp_proto::{EhloResponse, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::connection::{self, Client, Conn};
+use super::convert::{self, Needs, Offers};
 use super::message::{stuff_all, write_data};
 use super::outcome::{from_error, from_reply, Outcome};
 use super::pool::Pool;
@@ -30,6 +31,7 @@ pub enum Body {
 }
 
 /// One transaction to make.
+#[derive(Clone)]
 pub struct Job<'a> {
     pub hostname: &'a str,
     /// Limit for each reply of the next hop (`deliver.timeout`).
@@ -38,6 +40,8 @@ pub struct Job<'a> {
     pub rcpts: Vec<String>,
     pub prefix: String,
     pub body: Body,
+    /// What the next hop must offer to take the message unchanged.
+    pub needs: Needs,
 }
 
 /// Results for every recipient of `job`.
@@ -57,32 +61,48 @@ pub async fn deliver(
     auth: Option<&RouteAuth>,
     job: &Job<'_>,
 ) -> Results {
+    let open = || connection::open(target, auth, job.hostname, job.timeout);
+    deliver_via(pool, key, open, job)
+        .await
+        .unwrap_or_else(|o| all(&job.rcpts, o))
+}
+
+/// Like [`deliver`], with the way to open a new connection given by the caller. `Err`
+/// means no connection could be had (refused, unreachable, a greeting other than 220):
+/// nothing was sent, and `mx` delivery moves on to the next address.
+pub async fn deliver_via<F, Fut>(
+    pool: &Pool,
+    key: &str,
+    open: F,
+    job: &Job<'_>,
+) -> Result<Results, Outcome>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Conn, Outcome>>,
+{
     if let Some(mut conn) = pool.take(key) {
         match transact(&mut conn, job).await {
             Attempt::Done(results, reusable) => {
                 if reusable {
                     pool.put(key, conn);
                 }
-                return results;
+                return Ok(results);
             }
             Attempt::Stale => {}
         }
     }
-    let mut conn = match connection::open(target, auth, job.hostname, job.timeout).await {
-        Ok(c) => c,
-        Err(o) => return all(&job.rcpts, o),
-    };
+    let mut conn = open().await?;
     match transact(&mut conn, job).await {
         Attempt::Done(results, reusable) => {
             if reusable {
                 pool.put(key, conn);
             }
-            results
+            Ok(results)
         }
-        Attempt::Stale => all(
+        Attempt::Stale => Ok(all(
             &job.rcpts,
             Outcome::Deferred("MAIL: connection lost".into()),
-        ),
+        )),
     }
 }
 
@@ -111,6 +131,14 @@ async fn send<T: AsyncRead + AsyncWrite + Unpin>(
     lmtp: bool,
     job: &Job<'_>,
 ) -> Attempt {
+    let offers = Offers {
+        smtputf8: ehlo.has_capability(smtp_proto::EXT_SMTP_UTF8),
+        eight_bit_mime: ehlo.has_capability(smtp_proto::EXT_8BIT_MIME),
+    };
+    if let Some(refused) = convert::refusal(job.needs, offers) {
+        // Nothing was sent: the connection stays good for another message.
+        return Attempt::Done(all(&job.rcpts, refused), true);
+    }
     let mut results = Vec::new();
     let mail = format!(
         "MAIL FROM:<{}>{}\r\n",
@@ -206,15 +234,14 @@ async fn write_body<W: AsyncWrite + Unpin>(out: &mut W, job: &Job<'_>) -> std::i
     }
 }
 
-/// `SMTPUTF8` when an address needs it and the server offers it; `BODY=8BITMIME` always
-/// when offered (we cannot cheaply know the body is 7-bit).
+/// `SMTPUTF8` when the message needs it (the server offers it, or [`convert::refusal`]
+/// stopped the transaction); `BODY=8BITMIME` whenever offered (harmless for 7-bit).
 fn mail_params(ehlo: &EhloResponse<String>, job: &Job<'_>) -> String {
     let mut p = String::new();
     if ehlo.has_capability(smtp_proto::EXT_8BIT_MIME) {
         p.push_str(" BODY=8BITMIME");
     }
-    let utf8 = job.sender.is_some_and(|s| !s.is_ascii()) || job.rcpts.iter().any(|r| !r.is_ascii());
-    if utf8 && ehlo.has_capability(smtp_proto::EXT_SMTP_UTF8) {
+    if job.needs.smtputf8 && ehlo.has_capability(smtp_proto::EXT_SMTP_UTF8) {
         p.push_str(" SMTPUTF8");
     }
     p

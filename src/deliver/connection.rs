@@ -2,6 +2,7 @@
 //! EHLO/LHLO, STARTTLS (required, opportunistic or implicit), AUTH. mail-send does the
 //! protocol steps; this module decides which ones a route needs.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use mail_send::{Credentials, SmtpClient};
@@ -64,10 +65,10 @@ pub async fn open(
                 lmtp: true,
             }
         }
-        Target::Maildir(_) => {
-            return Err(Outcome::Deferred(
-                "internal: maildir is not a network target".into(),
-            ))
+        Target::Maildir(_) | Target::Mx => {
+            return Err(Outcome::Deferred(format!(
+                "internal: {target} is not opened as one connection"
+            )))
         }
     };
     if let Some(creds) = creds {
@@ -88,12 +89,29 @@ async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<SmtpClient<TcpS
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| Outcome::Deferred(format!("{stage}: cannot resolve")))?;
+    connect(addr, timeout).await
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<SmtpClient<TcpStream>, Outcome> {
     let mut client = SmtpClient::connect(addr, CONNECT_TIMEOUT)
         .await
-        .map_err(|e| from_error(&stage, e))?;
+        .map_err(|e| from_error(&format!("connect {addr}"), e))?;
     let _ = client.stream.set_nodelay(true);
     client.timeout = timeout;
     Ok(client)
+}
+
+/// Opens an SMTP connection to one address of an MX host (`mx` delivery): STARTTLS when
+/// offered, as on `smtp://` (RFC 3207 opportunistic; the certificate is not checked,
+/// since an MX name proves nothing without DANE or MTA-STS).
+pub async fn open_mx(
+    addr: SocketAddr,
+    mx_host: &str,
+    hostname: &str,
+    timeout: Duration,
+) -> Result<Conn, Outcome> {
+    let client = connect(addr, timeout).await?;
+    negotiate(client, mx_host, TargetTls::Opportunistic, None, hostname).await
 }
 
 /// The route's AUTH credentials, read from their file at connection time (so the secret
@@ -125,7 +143,18 @@ async fn smtp(
     timeout: Duration,
 ) -> Result<Conn, Outcome> {
     let ca = auth.and_then(|a| a.ca_file.as_deref());
-    let mut client = tcp(host, port, timeout).await?;
+    let client = tcp(host, port, timeout).await?;
+    negotiate(client, host, mode, ca, hostname).await
+}
+
+/// Greeting, EHLO and TLS as `mode` asks, on a connected socket.
+async fn negotiate(
+    mut client: SmtpClient<TcpStream>,
+    host: &str,
+    mode: TargetTls,
+    ca: Option<&std::path::Path>,
+    hostname: &str,
+) -> Result<Conn, Outcome> {
     if mode == TargetTls::Implicit {
         let connector = tls::connector(true, ca).map_err(Outcome::Deferred)?;
         let mut client = client

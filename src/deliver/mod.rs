@@ -6,9 +6,11 @@
 mod bounce;
 mod client;
 mod connection;
+mod convert;
 pub mod dsn;
 mod maildir;
 mod message;
+pub mod mx;
 pub mod outcome;
 mod pool;
 mod tls;
@@ -36,7 +38,7 @@ const PARALLEL: usize = 64;
 /// Runs the delivery worker until `shutdown`.
 pub async fn run_worker(shared: Arc<Shared>, shutdown: CancellationToken, tracker: TaskTracker) {
     let slots = Arc::new(Semaphore::new(PARALLEL));
-    let pool = Arc::new(pool::Pool::default());
+    let pool = Arc::new(Outbound::default());
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
     loop {
         let due = shared.spool.take_due(spool::now(), 256);
@@ -58,7 +60,7 @@ pub async fn run_worker(shared: Arc<Shared>, shutdown: CancellationToken, tracke
         if took == 256 {
             continue;
         }
-        pool.prune();
+        pool.pool.prune();
         let now = spool::now();
         let wait = shared
             .spool
@@ -82,8 +84,17 @@ const IN_MEMORY: u64 = 1024 * 1024;
 /// Bodies up to this size are read without leaving the async thread.
 const INLINE_READ: u64 = 128 * 1024;
 
+/// What the worker keeps between messages for network delivery.
+#[derive(Default)]
+struct Outbound {
+    /// Idle connections by next hop.
+    pool: pool::Pool,
+    /// The resolver for `mx` delivery.
+    dns: mx::DnsCache,
+}
+
 /// One try at every pending recipient of one message.
-async fn deliver_message(shared: &Shared, pool: &pool::Pool, id: &str) {
+async fn deliver_message(shared: &Shared, out: &Outbound, id: &str) {
     let Some(mut entry) = shared.spool.get(id) else {
         return;
     };
@@ -107,20 +118,23 @@ async fn deliver_message(shared: &Shared, pool: &pool::Pool, id: &str) {
         let results = match target {
             Target::Maildir(root) => {
                 let (root, body, id2) = (root.clone(), body.clone(), id.to_string());
-                tokio::task::spawn_blocking(move || {
+                let results = tokio::task::spawn_blocking(move || {
                     maildir::deliver(&root, &rcpts, &prefix, &body, &id2)
                 })
                 .await
-                .unwrap_or_default()
+                .unwrap_or_default();
+                results.into_iter().map(|(r, o)| (r, o, None)).collect()
             }
             _ => {
-                let auth = match route {
-                    RouteKind::Team => config.deliver.team_auth.as_ref(),
-                    RouteKind::Outside => config.deliver.outside_auth.as_ref(),
-                };
                 let body = match &loaded {
                     Some(b) => b.clone(),
                     None => loaded.insert(load_body(&body, entry.size).await).clone(),
+                };
+                let needs = convert::Needs {
+                    smtputf8: entry.smtputf8
+                        || d.sender.as_deref().is_some_and(|s| !s.is_ascii())
+                        || rcpts.iter().any(|r| !r.is_ascii()),
+                    eight_bit: entry.eight_bit,
                 };
                 let job = client::Job {
                     hostname: &config.server.hostname,
@@ -129,9 +143,9 @@ async fn deliver_message(shared: &Shared, pool: &pool::Pool, id: &str) {
                     rcpts,
                     prefix,
                     body,
+                    needs,
                 };
-                let key = format!("{route} {target}");
-                client::deliver(pool, &key, target, auth, &job).await
+                network(out, &config, id, route, target, &job).await
             }
         };
         metrics::histogram!(crate::metrics::DELIVERY_SECONDS, "route" => route.to_string())
@@ -139,6 +153,61 @@ async fn deliver_message(shared: &Shared, pool: &pool::Pool, id: &str) {
         failed.extend(record(&mut entry, i, route, results));
     }
     finish(shared, &config, entry, failed).await;
+}
+
+/// One delivery over SMTP/LMTP: one transaction on the route's URL, or for `mx` one per
+/// recipient domain.
+async fn network(
+    out: &Outbound,
+    config: &Config,
+    id: &str,
+    route: RouteKind,
+    target: &Target,
+    job: &client::Job<'_>,
+) -> mx::HopResults {
+    if *target != Target::Mx {
+        let auth = match route {
+            RouteKind::Team => config.deliver.team_auth.as_ref(),
+            RouteKind::Outside => config.deliver.outside_auth.as_ref(),
+        };
+        let key = format!("{route} {target}");
+        let results = client::deliver(&out.pool, &key, target, auth, job).await;
+        return results.into_iter().map(|(r, o)| (r, o, None)).collect();
+    }
+    let dns = match out.dns.get(config.deliver.resolver) {
+        Ok(dns) => dns,
+        Err(why) => {
+            let o = Outcome::Deferred(why);
+            return job
+                .rcpts
+                .iter()
+                .map(|r| (r.clone(), o.clone(), None))
+                .collect();
+        }
+    };
+    let mut results = Vec::new();
+    for (domain, rcpts) in by_domain(&job.rcpts) {
+        let sub = client::Job {
+            rcpts,
+            ..job.clone()
+        };
+        results.extend(mx::deliver(&dns, &out.pool, id, &domain, &sub).await);
+    }
+    results
+}
+
+/// Recipients grouped by domain (lowercase), in order of first appearance: one
+/// transaction per domain (SPEC §6).
+fn by_domain(rcpts: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for r in rcpts {
+        let domain = r.rsplit_once('@').map_or("", |(_, d)| d).to_lowercase();
+        match groups.iter_mut().find(|(d, _)| *d == domain) {
+            Some((_, list)) => list.push(r.clone()),
+            None => groups.push((domain, vec![r.clone()])),
+        }
+    }
+    groups
 }
 
 /// The body for network delivery: in memory when small (one read for all of this
@@ -165,14 +234,14 @@ fn record(
     entry: &mut Entry,
     i: usize,
     route: RouteKind,
-    results: Vec<(String, Outcome)>,
+    results: mx::HopResults,
 ) -> Vec<(usize, String, String)> {
     let id = entry.id.clone();
     // How long the message has waited, on every outcome line (as Postfix's delay=).
     let delay = spool::now().saturating_sub(entry.received_at);
     let d = &mut entry.deliveries[i];
     let mut failed = Vec::new();
-    for (addr, outcome) in results {
+    for (addr, outcome, hop) in results {
         let Some(r) = d.rcpts.iter_mut().find(|r| r.address == addr) else {
             continue;
         };
@@ -184,17 +253,38 @@ fn record(
         metrics::counter!("teamrelay_deliveries_total", "route" => route.to_string(), "result" => result).increment(1);
         r.state = match outcome {
             Outcome::Delivered => {
-                info!(id = %id, to = %addr, route = %route, delay_s = delay, "delivered");
+                match &hop {
+                    Some(h) => {
+                        info!(id = %id, to = %addr, route = %route, delay_s = delay, mx = %h.host, ip = %h.ip, "delivered")
+                    }
+                    None => {
+                        info!(id = %id, to = %addr, route = %route, delay_s = delay, "delivered")
+                    }
+                }
                 RcptState::Delivered
             }
             Outcome::Deferred(why) => {
-                info!(id = %id, to = %addr, route = %route, delay_s = delay, error = %why, "deferred");
+                match &hop {
+                    Some(h) => {
+                        info!(id = %id, to = %addr, route = %route, delay_s = delay, mx = %h.host, ip = %h.ip, error = %why, "deferred")
+                    }
+                    None => {
+                        info!(id = %id, to = %addr, route = %route, delay_s = delay, error = %why, "deferred")
+                    }
+                }
                 RcptState::Pending {
                     last_error: Some(why),
                 }
             }
             Outcome::Failed(why) => {
-                warn!(id = %id, to = %addr, route = %route, delay_s = delay, error = %why, "failed");
+                match &hop {
+                    Some(h) => {
+                        warn!(id = %id, to = %addr, route = %route, delay_s = delay, mx = %h.host, ip = %h.ip, error = %why, "failed")
+                    }
+                    None => {
+                        warn!(id = %id, to = %addr, route = %route, delay_s = delay, error = %why, "failed")
+                    }
+                }
                 failed.push((i, addr.clone(), why.clone()));
                 RcptState::Failed { error: why }
             }

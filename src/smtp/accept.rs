@@ -64,6 +64,8 @@ impl Session {
             size: size as u64,
             deliveries: plan.deliveries.iter().map(StoredDelivery::from).collect(),
             body: NewBody::Received(sink),
+            smtputf8: txn.smtputf8,
+            eight_bit: self.body_8bit,
         };
         if let Err(e) = self.spool().accept(vec![message], with).await {
             warn!(id = %id, error = %e, "cannot spool message");

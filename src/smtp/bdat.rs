@@ -18,6 +18,8 @@ pub struct Chunks {
     prev_cr: bool,
     bare: bool,
     too_big: bool,
+    /// A byte above 127 was received.
+    eight_bit: bool,
 }
 
 impl Chunks {
@@ -27,6 +29,7 @@ impl Chunks {
     }
 
     fn push(&mut self, bytes: &[u8], max: usize) {
+        self.eight_bit |= !bytes.is_ascii();
         for &b in bytes {
             match (self.prev_cr, b) {
                 (true, b'\n') => {}
@@ -72,6 +75,7 @@ impl Session {
                     prev_cr: false,
                     bare: false,
                     too_big: false,
+                    eight_bit: false,
                 }
             }
         };
@@ -96,7 +100,13 @@ impl Session {
         } else {
             Ok((std::mem::take(&mut chunks.head), chunks.size))
         };
-        let Chunks { id, sink, .. } = chunks;
+        let Chunks {
+            id,
+            sink,
+            eight_bit,
+            ..
+        } = chunks;
+        self.body_8bit = eight_bit;
         self.finish_message(&id, sink, received).await;
     }
 

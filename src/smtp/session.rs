@@ -36,7 +36,8 @@ pub struct Transaction {
     /// `None` for the null sender.
     pub sender: Option<Address>,
     pub recipients: Vec<Address>,
-    /// MAIL carried `SMTPUTF8` (RFC 6531): non-ASCII addresses and headers allowed.
+    /// MAIL carried `SMTPUTF8` (RFC 6531): non-ASCII addresses and headers allowed, and
+    /// only a next hop that offers SMTPUTF8 may take the message (SPEC §6).
     pub smtputf8: bool,
 }
 
@@ -67,6 +68,9 @@ pub struct Session {
     pub seen_command: bool,
     /// Set when the session must end after the pending replies.
     pub closing: bool,
+    /// The message just received (DATA or BDAT) holds a byte above 127: it needs a next
+    /// hop that offers 8BITMIME (SPEC §6).
+    pub body_8bit: bool,
 }
 
 /// What reading a command line produced.
@@ -104,6 +108,7 @@ pub async fn run(
         errors: 0,
         seen_command: false,
         closing: false,
+        body_8bit: false,
     };
     debug!(peer = %peer, "connect");
     metrics::gauge!("teamrelay_connections_open").increment(1.0);
@@ -294,12 +299,15 @@ impl Session {
         let mut decoder = DotDecoder::new(max);
         let mut head: Vec<u8> = Vec::new();
         let mut head_done = false;
+        self.body_8bit = false;
         loop {
             if !self.inbuf.is_empty() {
                 let start = sink.buf.len();
                 let done = decoder.feed(&self.inbuf, &mut sink.buf);
                 let consumed = done.unwrap_or(self.inbuf.len());
                 self.inbuf.drain(..consumed);
+                // `is_ascii` runs a word at a time: far cheaper than the decoder itself.
+                self.body_8bit |= !sink.buf[start.min(sink.buf.len())..].is_ascii();
                 if !head_done {
                     let new = &sink.buf[start..];
                     let room = HEAD_MAX.saturating_sub(head.len()).min(new.len());

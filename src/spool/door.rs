@@ -35,6 +35,10 @@ pub struct NewMessage {
     /// dropped) while the other ops of the call are still committed.
     pub deliveries: Vec<StoredDelivery>,
     pub body: NewBody,
+    /// MAIL carried `SMTPUTF8` (see [`Entry::smtputf8`]).
+    pub smtputf8: bool,
+    /// The body holds a byte above 127 (see [`Entry::eight_bit`]).
+    pub eight_bit: bool,
 }
 
 impl Spool {
@@ -80,6 +84,8 @@ impl Spool {
                 deliveries: m.deliveries,
                 attempts: 0,
                 next_try: arrival,
+                smtputf8: m.smtputf8,
+                eight_bit: m.eight_bit,
             }));
         }
         ops.extend(with);
@@ -126,6 +132,8 @@ mod tests {
             size: 5,
             deliveries,
             body: NewBody::Built(b"hello".to_vec()),
+            smtputf8: false,
+            eight_bit: false,
         }
     }
 
@@ -153,7 +161,8 @@ mod tests {
         let spool = Spool::open(dir.path()).unwrap();
         let id = Spool::new_id();
         let mut sink = spool.body_sink(&id);
-        sink.buf.extend_from_slice(b"x".repeat(300 * 1024).as_slice());
+        sink.buf
+            .extend_from_slice(b"x".repeat(300 * 1024).as_slice());
         sink.maybe_flush().await.unwrap();
         assert!(spool.body_path(&id).exists());
         let m = NewMessage {

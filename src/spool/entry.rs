@@ -104,6 +104,13 @@ pub struct Entry {
     pub attempts: u32,
     /// Unix seconds of the next try.
     pub next_try: u64,
+    /// MAIL carried `SMTPUTF8`: only a next hop offering SMTPUTF8 may take it (SPEC §6).
+    /// Absent in records written before the field existed: `false`.
+    #[serde(default)]
+    pub smtputf8: bool,
+    /// The body holds a byte above 127: only a next hop offering 8BITMIME may take it.
+    #[serde(default)]
+    pub eight_bit: bool,
 }
 
 impl Entry {
@@ -130,5 +137,33 @@ impl Entry {
                 RcptState::Pending { last_error } => last_error.as_deref(),
                 _ => None,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_the_conversion_flags_still_load() {
+        let entry = Entry {
+            id: "x1".into(),
+            received_at: 1,
+            sender: Some("a@b.example".into()),
+            received: "Received: x".into(),
+            size: 3,
+            deliveries: Vec::new(),
+            attempts: 0,
+            next_try: 1,
+            smtputf8: true,
+            eight_bit: true,
+        };
+        let mut json: serde_json::Value = serde_json::to_value(&entry).unwrap();
+        let map = json.as_object_mut().unwrap();
+        map.remove("smtputf8");
+        map.remove("eight_bit");
+        let old: Entry = serde_json::from_value(json).expect("an old record parses");
+        assert!(!old.smtputf8 && !old.eight_bit);
+        assert_eq!(old.id, "x1");
     }
 }

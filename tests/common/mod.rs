@@ -3,6 +3,8 @@
 //! watch what a fake upstream SMTP/LMTP server receives.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,6 +21,16 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A loopback address no other test of this run uses (127.P.N.M, P from the process id),
+/// for fake MX hosts that must all listen on port 25.
+pub fn loopback_ip() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let p = 10 + std::process::id() % 240;
+    format!("127.{p}.{}.{}", n / 250, n % 250 + 2)
 }
 
 /// Polls `f` every 20 ms until it is true or `timeout` passes.
@@ -261,6 +273,8 @@ impl Client {
 #[derive(Debug, Clone)]
 pub struct Txn {
     pub mail_from: String,
+    /// The whole MAIL command line as received (with its parameters, no CRLF).
+    pub mail_line: String,
     pub rcpts: Vec<String>,
     pub data: Vec<u8>,
     /// The transaction ran over TLS.
@@ -292,6 +306,10 @@ pub struct Script {
     pub drop_in_data: usize,
     /// Never answer the end of DATA (a stalled server).
     pub stall_after_data: bool,
+    /// Leave 8BITMIME out of the EHLO reply (a 7-bit-only next hop).
+    pub no_8bitmime: bool,
+    /// Advertise SMTPUTF8 in the EHLO reply (by default the fake does not).
+    pub smtputf8: bool,
 }
 
 /// TLS the fake upstream offers.
@@ -309,6 +327,8 @@ pub struct Upstream {
     pub port: u16,
     pub txns: Arc<Mutex<Vec<Txn>>>,
     pub script: Arc<Mutex<Script>>,
+    /// Connections accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Upstream {
@@ -319,12 +339,26 @@ impl Upstream {
 
     /// Starts with TLS and optionally offering AUTH PLAIN.
     pub fn start_tls(port: u16, lmtp: bool, tls: UpTls, auth: bool) -> Upstream {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        Upstream::start_on("127.0.0.1", port, lmtp, tls, auth)
+    }
+
+    /// An SMTP server on `ip` port 25, as an MX host (all of 127/8 is loopback on Linux;
+    /// port 25 needs root, which CI has).
+    pub fn start_mx(ip: &str) -> Upstream {
+        Upstream::start_on(ip, 25, false, UpTls::None, false)
+    }
+
+    /// Starts on `ip:port`.
+    pub fn start_on(ip: &str, port: u16, lmtp: bool, tls: UpTls, auth: bool) -> Upstream {
+        let listener = TcpListener::bind((ip, port))
+            .unwrap_or_else(|e| panic!("cannot listen on {ip}:{port}: {e}"));
         let txns: Arc<Mutex<Vec<Txn>>> = Arc::default();
         let script: Arc<Mutex<Script>> = Arc::default();
-        let (t, s) = (txns.clone(), script.clone());
+        let connections: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (t, s, n) = (txns.clone(), script.clone(), connections.clone());
         thread::spawn(move || {
             for conn in listener.incoming().flatten() {
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (t, s, tls) = (t.clone(), s.clone(), tls.clone());
                 thread::spawn(move || {
                     conn.set_read_timeout(Some(Duration::from_secs(60))).ok();
@@ -339,7 +373,12 @@ impl Upstream {
                 });
             }
         });
-        Upstream { port, txns, script }
+        Upstream {
+            port,
+            txns,
+            script,
+            connections,
+        }
     }
 
     pub fn txns(&self) -> Vec<Txn> {
@@ -404,6 +443,7 @@ impl FakeSession {
         }
         let _ = r.get_mut().write_all(b"220 upstream.test ESMTP fake\r\n");
         let mut from = String::new();
+        let mut mail_line = String::new();
         let mut rcpts: Vec<String> = Vec::new();
         let mut auth_user = None;
         loop {
@@ -419,7 +459,17 @@ impl FakeSession {
                     .unwrap_or_default()
             };
             let reply: String = if upper.starts_with("EHLO") || upper.starts_with("LHLO") {
-                let mut caps = String::from("250-upstream.test\r\n250-8BITMIME\r\n");
+                let mut caps = String::from("250-upstream.test\r\n");
+                let (no_8bit, utf8) = {
+                    let s = self.script.lock().unwrap();
+                    (s.no_8bitmime, s.smtputf8)
+                };
+                if !no_8bit {
+                    caps.push_str("250-8BITMIME\r\n");
+                }
+                if utf8 {
+                    caps.push_str("250-SMTPUTF8\r\n");
+                }
                 if matches!(self.tls, UpTls::StartTls(_)) && !tls_on {
                     caps.push_str("250-STARTTLS\r\n");
                 }
@@ -457,6 +507,7 @@ impl FakeSession {
                 "250 upstream.test".into()
             } else if upper.starts_with("MAIL") {
                 from = arg(&line);
+                mail_line = line.trim_end().to_string();
                 rcpts.clear();
                 self.script
                     .lock()
@@ -504,6 +555,7 @@ impl FakeSession {
                 }
                 let txn = Txn {
                     mail_from: from.clone(),
+                    mail_line: mail_line.clone(),
                     rcpts: rcpts.clone(),
                     data,
                     tls: tls_on,
