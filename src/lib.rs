@@ -5,7 +5,8 @@
 //!
 //! 1. [`config`] — `lists.toml`, validated once; every other module trusts it.
 //! 2. [`smtp`] — listeners and sessions: the envelope and the body arrive.
-//! 3. [`route`] — pure policy: list expansion, archive copies, the header blocks.
+//! 3. [`route`] — pure policy: list expansion, archive copies, the header blocks, team
+//!    awareness; it decides from what [`memory`] recalls and says what to remember.
 //! 4. [`spool`] — the message and its plan made durable before the `250`.
 //! 5. [`deliver`] — SMTP/LMTP/Maildir clients, retries, bounces.
 //!
@@ -15,6 +16,7 @@ pub mod address;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod memory;
 pub mod metrics;
 pub mod queue;
 pub mod route;

@@ -47,16 +47,17 @@ impl Session {
             sender: sender.clone(),
             recipients: recipients.to_vec(),
         };
-        let memory = self.spool().recall(&facts);
-        let plan = route::plan(&config, &envelope, &facts, &memory, ingress);
-        let team = plan.team_recipients();
-        let writes = spool::memory_writes(&facts, plan.private, &team, config.team.private_memory);
+        let shared = self.shared.clone();
+        let (plan, mut ops) =
+            match decide(&shared, id, &config, &envelope, &facts, ingress, head).await {
+                Ok(x) => x,
+                Err(reply) => {
+                    sink.discard().await;
+                    return reply;
+                }
+            };
         log_plan(id, &envelope, &plan, head);
 
-        let mut ops = Vec::new();
-        if !writes.is_empty() {
-            ops.push(Op::Remember(writes));
-        }
         if plan.deliveries.is_empty() {
             sink.discard().await;
         } else {
@@ -129,6 +130,50 @@ impl Session {
             self.config.server.hostname
         )
     }
+}
+
+/// Recalls the memories, plans, and records what the plan asks (SPEC §4, §9, §10).
+/// Returns the plan and the ops to commit with the message, or the `451` to give
+/// when the memory cannot answer: never accept without the memories.
+async fn decide(
+    shared: &crate::smtp::Shared,
+    id: &str,
+    config: &crate::config::Config,
+    envelope: &Envelope,
+    facts: &MessageFacts,
+    ingress: Ingress,
+    head: &[u8],
+) -> Result<(route::Plan, Vec<Op>), Reply> {
+    let backend = shared.memory.clone();
+    let unavailable = |e: crate::memory::MemoryError| {
+        warn!(id = %id, backend = backend.name(), error = %e, "routing memory unavailable: message not accepted");
+        crate::metrics::rejected("memory_unavailable");
+        Reply::local_error()
+    };
+    let memory = backend
+        .recall(&route::Query::of(facts))
+        .await
+        .map_err(unavailable)?;
+    let mut plan = route::plan(config, envelope, facts, &memory, ingress);
+    if let Some(reply) = plan.remember.reply.as_mut() {
+        reply.excerpt = crate::memory::excerpt(head);
+    }
+    let remembered = backend
+        .remember(&plan.remember)
+        .await
+        .map_err(unavailable)?;
+    plan.drop_copies(&remembered.lost);
+    let mut ops = remembered.ops;
+    if let Some(c) = &plan.collision {
+        match crate::memory::notice_ops(&shared.spool, config, c).await {
+            Ok(more) => {
+                info!(id = %id, to = %c.to, other = %c.other.from, "collision notice");
+                ops.extend(more);
+            }
+            Err(e) => warn!(id = %id, error = %e, "cannot write collision notice"),
+        }
+    }
+    Ok((plan, ops))
 }
 
 /// One log line per decision, so an operator can grep a message's fate.

@@ -39,6 +39,8 @@ pub struct Shared {
     /// The current configuration; replaced as a whole on reload.
     config: RwLock<Arc<Config>>,
     pub spool: Spool,
+    /// Where the routing memories live (the spool, or Redis: SPEC §10).
+    pub memory: Arc<dyn crate::memory::Backend>,
     /// Wakes the delivery worker when a message was queued.
     pub wake: Arc<Notify>,
     /// Open connections, for the limits.
@@ -48,9 +50,11 @@ pub struct Shared {
 impl Shared {
     /// Shared state for a server with this configuration and spool.
     pub fn new(config: Config, spool: Spool, wake: Arc<Notify>) -> Shared {
+        let memory = crate::memory::open(&config, &spool);
         Shared {
             config: RwLock::new(Arc::new(config)),
             spool,
+            memory,
             wake,
             connections: Arc::default(),
         }

@@ -1,0 +1,429 @@
+//! Team awareness (SPEC §9) as policy: the thread of a message, its owner, owner
+//! assignment of `assign = "owner"` lists, absences and their cover, and the collision
+//! notice. Pure like the rest of `route`: the memories come in as [`Memory`], the clock
+//! as `Memory::now`, and what to record goes out in [`Remember`].
+
+use serde::{Deserialize, Serialize};
+
+use super::headers::MessageFacts;
+use super::*;
+
+/// How much of an outbound reply is kept for a collision notice.
+pub const EXCERPT_CHARS: usize = 300;
+
+/// A teammate marked absent (`teamrelay away`, or an auto-reply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Absence {
+    pub address: String,
+    /// End of the absence, Unix seconds (exclusive).
+    pub until: u64,
+    /// Who covers; `None`: `team.cover` at the time a message arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<String>,
+    /// `"manual"` or `"auto-reply"`.
+    pub source: String,
+}
+
+impl Absence {
+    /// The absence's last day, `YYYY-MM-DD` (UTC): `until` is exclusive.
+    pub fn until_date(&self) -> String {
+        ymd(self.until.saturating_sub(1))
+    }
+}
+
+/// One recent outbound reply in a thread, kept for `team.collision_window`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentReply {
+    pub from: String,
+    pub message_id: String,
+    pub at: u64,
+    #[serde(default)]
+    pub subject: String,
+    /// The first lines of its text.
+    #[serde(default)]
+    pub excerpt: String,
+}
+
+/// Everything the plan wants remembered once the message is accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Remember {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Remember `message_id` as private.
+    pub private: bool,
+    /// Team addresses that get the message as original, list delivery or cover.
+    pub delivered: Vec<String>,
+    /// Archive-copy recipients: recorded only when they do not have the message yet,
+    /// and a copy whose record loses that race is dropped (one atomic step per member).
+    pub claims: Vec<String>,
+    /// The thread the message belongs to (recorded for its Message-ID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    /// Becomes the thread's owner unless it has one already.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<RecentReply>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub away: Option<Absence>,
+    /// Lifetimes in seconds: private threads, delivered Message-IDs, owners and threads,
+    /// recent replies.
+    pub private_ttl: u64,
+    pub delivered_ttl: u64,
+    pub owner_ttl: u64,
+    pub reply_ttl: u64,
+}
+
+/// How long "who has this Message-ID" is remembered (SPEC §4).
+pub const DELIVERED_TTL: u64 = 7 * 86400;
+
+impl Remember {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.message_id.is_none()
+            && self.owner.is_none()
+            && self.reply.is_none()
+            && self.away.is_none()
+    }
+}
+
+/// What the memory is asked for one message: derived from its headers alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Query {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The message's own Message-ID and every one it names: any private one makes the
+    /// message private.
+    pub private_ids: Vec<String>,
+    /// Message-IDs whose thread is looked up, first known wins: References in order,
+    /// then In-Reply-To (SPEC §8).
+    pub candidates: Vec<String>,
+    /// The thread when no candidate is known: the first References entry, else
+    /// In-Reply-To, else the own Message-ID, else empty.
+    pub fallback: String,
+}
+
+impl Query {
+    /// The question for a message with these headers.
+    pub fn of(facts: &MessageFacts) -> Query {
+        let mut candidates: Vec<String> = facts.references.clone();
+        for id in &facts.in_reply_to {
+            if !candidates.contains(id) {
+                candidates.push(id.clone());
+            }
+        }
+        let fallback = facts
+            .references
+            .first()
+            .or(facts.in_reply_to.first())
+            .or(facts.message_id.as_ref())
+            .cloned()
+            .unwrap_or_default();
+        Query {
+            message_id: facts.message_id.clone(),
+            private_ids: facts
+                .message_id
+                .iter()
+                .chain(&facts.thread_ids)
+                .cloned()
+                .collect(),
+            candidates,
+            fallback,
+        }
+    }
+
+    /// The thread, given the recorded thread of each candidate (same order).
+    pub fn resolve(&self, known: &[Option<String>]) -> String {
+        known
+            .iter()
+            .flatten()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| self.fallback.clone())
+    }
+}
+
+/// `YYYY-MM-DD` of a Unix time (UTC).
+pub fn ymd(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The Unix time at which `YYYY-MM-DD` (UTC) ends, or `None` when it is not a date.
+pub fn end_of_day(date: &str) -> Option<u64> {
+    let mut parts = date.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    let (yy, mm) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = (days + 1) * 86400;
+    // 2025-02-31 and the like: the round trip catches a day past the month's end.
+    (ymd((secs - 1) as u64) == format!("{y:04}-{m:02}-{d:02}")).then_some(secs as u64)
+}
+
+/// What the §9 rules need to know about one message, worked out once.
+pub struct Context<'a> {
+    config: &'a Config,
+    envelope: &'a Envelope,
+    facts: &'a MessageFacts,
+    memory: &'a Memory,
+    /// The sender is a teammate: internal, not a list, not a `-bounces` address.
+    person: Option<&'a Address>,
+    inbound: bool,
+    customer_facing: bool,
+    /// Addressed to the private address, or in a private thread.
+    private: bool,
+}
+
+impl<'a> Context<'a> {
+    /// Sorts the message out for the §9 rules.
+    pub fn new(
+        config: &'a Config,
+        envelope: &'a Envelope,
+        facts: &'a MessageFacts,
+        memory: &'a Memory,
+        ingress: Ingress,
+        ex: &expand::Expanded,
+    ) -> Context<'a> {
+        let p = archive::participants(config, envelope, facts, ingress);
+        let person = envelope.sender.as_ref().filter(|s| {
+            config.is_internal(s) && config.list(s).is_none() && config.list_of_bounces(s).is_none()
+        });
+        let tap_private = ingress == Ingress::Tap
+            && config
+                .team
+                .private_address
+                .as_ref()
+                .is_some_and(|pa| facts.header_addresses().any(|a| a == pa));
+        Context {
+            config,
+            envelope,
+            facts,
+            memory,
+            person,
+            inbound: p.inbound,
+            customer_facing: envelope.sender.is_some() && !p.external.is_empty(),
+            private: ex.addressed_private || tap_private || memory.thread_private,
+        }
+    }
+
+    /// The active absence of `who`, if any.
+    fn absence(&self, who: &Address) -> Option<&'a Absence> {
+        self.memory.absences.iter().find(|a| {
+            a.until > self.memory.now && Address::parse(&a.address).ok().as_ref() == Some(who)
+        })
+    }
+
+    /// `assign = "owner"`: an inbound customer reply in an owned thread goes to the owner
+    /// alone. Private threads are left alone (the rest of the list would otherwise see
+    /// nothing, not even an archive copy).
+    pub fn assign(&self, ex: &mut expand::Expanded, plan: &mut Plan) {
+        let Some(owner) = &self.memory.owner else {
+            return;
+        };
+        if !self.inbound || !self.customer_facing || self.private {
+            return;
+        }
+        let mut changed = false;
+        for (list, delivered) in &mut ex.lists {
+            if !self.config.list(list).is_some_and(|l| l.assign_owner) {
+                continue;
+            }
+            if !members(self.config, list).contains(owner) {
+                plan.assign_notes.push(format!(
+                    "{list}: the thread's owner {owner} is not a member, the whole list gets it"
+                ));
+                continue;
+            }
+            if let Some(a) = self.absence(owner) {
+                plan.assign_notes.push(format!(
+                    "{list}: the thread's owner {owner} is away until {}, the whole list gets it",
+                    a.until_date()
+                ));
+                continue;
+            }
+            delivered.retain(|m| m == owner);
+            plan.assigned.push((list.clone(), owner.clone()));
+            changed = true;
+        }
+        if changed {
+            // The others are no longer primary recipients: step 2 judges them.
+            ex.primary = ex.direct.iter().cloned().collect();
+            for (_, delivered) in &ex.lists {
+                ex.primary.extend(delivered.iter().cloned());
+            }
+        }
+    }
+
+    /// While a primary recipient is away, inbound customer mail also goes to the cover,
+    /// as an original with `X-Teamrelay-Cover`. Never for private mail.
+    pub fn cover(&self, ex: &mut expand::Expanded, plan: &mut Plan) {
+        if !self.inbound || !self.customer_facing || self.private {
+            return;
+        }
+        let mut primary: Vec<Address> = ex.primary.iter().cloned().collect();
+        primary.sort();
+        for absent in primary {
+            let Some(a) = self.absence(&absent) else {
+                continue;
+            };
+            let cover = a
+                .cover
+                .as_deref()
+                .and_then(|c| Address::parse(c).ok())
+                .or_else(|| self.config.team.aware.cover.clone());
+            let Some(cover) = cover else { continue };
+            let targets = if self.config.list(&cover).is_some() {
+                members(self.config, &cover)
+            } else {
+                vec![cover]
+            };
+            let fresh: Vec<Address> = targets
+                .into_iter()
+                .filter(|t| {
+                    !ex.primary.contains(t) && self.config.team.private_address.as_ref() != Some(t)
+                })
+                .collect();
+            let until = a.until_date();
+            if !fresh.is_empty() {
+                let header = (
+                    "X-Teamrelay-Cover".to_string(),
+                    format!("{absent} away until {until}"),
+                );
+                let sender = self.envelope.sender.clone();
+                expand::push_by_route(
+                    self.config,
+                    plan,
+                    DeliveryKind::Original,
+                    sender,
+                    &fresh,
+                    vec![header],
+                );
+                ex.primary.extend(fresh.iter().cloned());
+            }
+            plan.covered.push((absent, until, fresh));
+        }
+    }
+
+    /// Owner, collision notice, auto-away, and what to remember.
+    pub fn finish(&self, ex: &expand::Expanded, plan: &mut Plan) {
+        let now = self.memory.now;
+        let team = &self.config.team;
+        plan.thread = self.memory.thread.clone();
+        plan.owner = self.memory.owner.clone();
+        let mut r = Remember {
+            message_id: self.facts.message_id.clone(),
+            private: plan.private,
+            private_ttl: team.private_memory.as_secs(),
+            delivered_ttl: DELIVERED_TTL,
+            owner_ttl: team.aware.owner_memory.as_secs(),
+            reply_ttl: team.aware.collision_window.as_secs(),
+            ..Remember::default()
+        };
+        for d in plan
+            .deliveries
+            .iter()
+            .filter(|d| d.route == RouteKind::Team)
+        {
+            for a in &d.recipients {
+                // Archive copies of step 2 are claimed; whoever was addressed (even an
+                // archive list written to directly) gets the message in any case.
+                let copy = matches!(d.kind, DeliveryKind::Archive(_)) && !ex.primary.contains(a);
+                let into = if copy {
+                    &mut r.claims
+                } else {
+                    &mut r.delivered
+                };
+                into.push(a.key().to_string());
+            }
+        }
+        r.delivered.sort();
+        r.delivered.dedup();
+        r.claims.retain(|c| !r.delivered.contains(c));
+        r.claims.sort();
+        r.claims.dedup();
+        if r.message_id.is_some() && !self.memory.thread.is_empty() {
+            r.thread = Some(self.memory.thread.clone());
+        }
+        if let Some(person) = self.person {
+            self.sender_rules(person, now, plan, &mut r);
+        }
+        plan.remember = r;
+    }
+
+    /// The rules about an outbound message from a teammate: auto-away, owner, collision.
+    fn sender_rules(&self, person: &Address, now: u64, plan: &mut Plan, r: &mut Remember) {
+        let team = &self.config.team;
+        if self.facts.is_auto_reply() {
+            let manual = self.absence(person).is_some_and(|a| a.source == "manual");
+            if let (Some(cover), false) = (&team.aware.cover, manual) {
+                r.away = Some(Absence {
+                    address: person.key().to_string(),
+                    until: now + team.aware.auto_away.as_secs(),
+                    cover: Some(cover.to_string()),
+                    source: "auto-reply".to_string(),
+                });
+            }
+            return;
+        }
+        let thread = &self.memory.thread;
+        if !self.customer_facing
+            || self.private
+            || thread.is_empty()
+            || self.facts.automatic().is_some()
+        {
+            return;
+        }
+        if self.memory.owner.is_none() {
+            r.owner = Some(person.key().to_string());
+        }
+        let window = team.aware.collision_window.as_secs();
+        let other = self
+            .memory
+            .recent
+            .iter()
+            .filter(|x| {
+                Address::parse(&x.from).ok().as_ref() != Some(person)
+                    && now.saturating_sub(x.at) <= window
+                    && !self.facts.thread_ids.contains(&x.message_id)
+                    && self.facts.message_id.as_ref() != Some(&x.message_id)
+            })
+            .max_by_key(|x| x.at);
+        if let Some(other) = other {
+            plan.collision = Some(Collision {
+                to: person.clone(),
+                other: other.clone(),
+                ago_secs: now.saturating_sub(other.at),
+                subject: self.facts.subject.clone(),
+            });
+        }
+        if let Some(id) = &self.facts.message_id {
+            r.reply = Some(RecentReply {
+                from: person.key().to_string(),
+                message_id: id.clone(),
+                at: now,
+                subject: self.facts.subject.clone(),
+                excerpt: String::new(),
+            });
+        }
+    }
+}
