@@ -9,6 +9,8 @@
 
 mod archive;
 mod awareness;
+#[cfg(test)]
+mod awareness_tests;
 mod expand;
 mod explain;
 mod headers;
