@@ -13,6 +13,7 @@
 //! [`address`] is the one address type all of them share.
 
 pub mod address;
+pub mod away;
 pub mod cli;
 pub mod config;
 pub mod deliver;

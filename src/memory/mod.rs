@@ -12,6 +12,7 @@
 //! A backend that cannot answer makes the end of DATA a `451 4.3.0`: a message is never
 //! accepted without its memories (that could leak a private thread or duplicate a copy).
 
+pub mod cli;
 mod notice;
 mod redis;
 mod spool;

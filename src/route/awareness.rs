@@ -88,9 +88,9 @@ impl Remember {
 }
 
 /// What the memory is asked for one message: derived from its headers alone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Query {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     /// The message's own Message-ID and every one it names: any private one makes the
     /// message private.
@@ -330,6 +330,19 @@ impl<'a> Context<'a> {
         let team = &self.config.team;
         plan.thread = self.memory.thread.clone();
         plan.owner = self.memory.owner.clone();
+        for a in self.memory.absences.iter().filter(|a| a.until > now) {
+            let cover = a
+                .cover
+                .clone()
+                .or_else(|| team.aware.cover.as_ref().map(|c| c.to_string()))
+                .unwrap_or_else(|| "nobody".into());
+            plan.away.push(format!(
+                "{} away until {}, cover {cover} ({})",
+                a.address,
+                a.until_date(),
+                a.source
+            ));
+        }
         let mut r = Remember {
             message_id: self.facts.message_id.clone(),
             private: plan.private,

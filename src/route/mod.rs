@@ -221,6 +221,8 @@ pub struct Plan {
     pub covered: Vec<(Address, String, Vec<Address>)>,
     /// A collision notice to queue for the sender.
     pub collision: Option<Collision>,
+    /// Every teammate away at the time, in words (for `teamrelay route`).
+    pub away: Vec<String>,
     /// What to record once the message is accepted.
     pub remember: Remember,
 }
