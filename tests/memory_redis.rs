@@ -6,65 +6,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
+use common::redis::Redis;
 use common::*;
 
 const T: Duration = Duration::from_secs(20);
-
-/// A `redis-server` of our own.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let mut r = Redis {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-        };
-        r.spawn();
-        r
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is needed for these tests (Debian package redis-server)");
-        self.child = Some(child);
-        let port = self.port;
-        assert!(
-            wait_for(T, || std::net::TcpStream::connect(("127.0.0.1", port))
-                .is_ok()),
-            "redis-server did not listen"
-        );
-    }
-
-    /// Stops it by PID and waits for it to be gone.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Two relays on one Redis, delivering to the same two fake upstreams.
 struct Pair {

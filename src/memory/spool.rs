@@ -3,6 +3,7 @@
 //! the same batch as the message and are durable exactly when it is.
 
 use super::{Backend, BoxFuture, MemoryError, Remembered};
+use crate::address::Address;
 use crate::route::{Absence, Memory, Query, Remember};
 use crate::spool::{MemoryOp, Op, Spool};
 
@@ -28,19 +29,23 @@ impl Backend for SpoolMemory {
     }
 
     fn remember<'a>(&'a self, r: &'a Remember) -> BoxFuture<'a, Result<Remembered, MemoryError>> {
-        // One process owns the spool and its committer applies batches in order, so
-        // claims need no separate check here: they are recorded with the message.
+        // One process owns the spool, and the records are written with the message:
+        // a claim already recorded since the recall is lost, the rest ride along.
+        let lost = match &r.message_id {
+            Some(id) => r
+                .claims
+                .iter()
+                .filter(|c| self.spool.has_message(id, c))
+                .filter_map(|c| Address::parse(c).ok())
+                .collect(),
+            None => Default::default(),
+        };
         let ops = if r.is_empty() {
             Vec::new()
         } else {
             vec![Op::Memory(MemoryOp::Remember(Box::new(r.clone())))]
         };
-        Box::pin(async move {
-            Ok(Remembered {
-                ops,
-                ..Remembered::default()
-            })
-        })
+        Box::pin(async move { Ok(Remembered { lost, ops }) })
     }
 
     fn absences(&self) -> BoxFuture<'_, Result<Vec<Absence>, MemoryError>> {

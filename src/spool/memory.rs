@@ -127,6 +127,17 @@ impl Spool {
         }
     }
 
+    /// Whether `address` is recorded as having Message-ID `id`.
+    pub fn has_message(&self, id: &str, address: &str) -> bool {
+        let v = self
+            .memories
+            .delivered
+            .get(joined(id, address))
+            .ok()
+            .flatten();
+        v.is_some_and(|v| live(&v, now()).is_some())
+    }
+
     /// Every recorded absence that has not ended.
     pub fn absences(&self) -> Vec<Absence> {
         let now = now();

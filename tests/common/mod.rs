@@ -3,6 +3,8 @@
 //! watch what a fake upstream SMTP/LMTP server receives.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
