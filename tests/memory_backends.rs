@@ -124,7 +124,11 @@ async fn suite(b: &dyn Backend, spool: &Spool) {
     })
     .await
     .unwrap();
-    assert_eq!(b.absences().await.unwrap(), std::slice::from_ref(&a), "{name}");
+    assert_eq!(
+        b.absences().await.unwrap(),
+        std::slice::from_ref(&a),
+        "{name}"
+    );
     assert_eq!(
         b.recall(&query("\n")).await.unwrap().absences,
         [a],

@@ -98,15 +98,21 @@ pub struct MemoryConfig {
     pub password_file: Option<PathBuf>,
 }
 
+impl MemoryConfig {
+    /// The URL without the password it may carry, for logs and `check`.
+    pub fn shown_url(&self) -> String {
+        match self.url.rsplit_once('@') {
+            Some((head, tail)) => format!("{}://…@{tail}", head.split("://").next().unwrap_or("")),
+            None => self.url.clone(),
+        }
+    }
+}
+
 impl fmt::Debug for MemoryConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL may carry a password: never print it.
-        let shown = match self.url.split_once('@') {
-            Some((head, tail)) => format!("{}://…@{tail}", head.split("://").next().unwrap_or("")),
-            None => self.url.clone(),
-        };
         f.debug_struct("MemoryConfig")
-            .field("url", &shown)
+            .field("url", &self.shown_url())
             .field("password_file", &self.password_file)
             .finish()
     }
