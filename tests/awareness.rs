@@ -427,3 +427,63 @@ fn answering_a_thread_a_teammate_just_answered_brings_a_collision_notice() {
     wait_team(&s, "carol1@example.com", 1);
     assert_eq!(notice_of(&s).len(), 1);
 }
+
+#[test]
+fn route_explains_owner_assignment_and_absences_from_the_running_servers_memory() {
+    let s = setup();
+    alice_opens(&s, "q9@example.com");
+    let (code, _, err) = away(&s, &["bob@example.com", "--until", "2099-12-31"]);
+    assert_eq!(code, 0, "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
+        .args(["route", "--config"])
+        .arg(&s.relay.config)
+        .args([
+            "--from",
+            CUSTOMER,
+            "--to",
+            "sales@example.com",
+            "--in-reply-to",
+            "<q9@example.com>",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("thread: <q9@example.com>"), "{text}");
+    assert!(text.contains("owner: alice@example.com"), "{text}");
+    assert!(
+        text.contains(
+            "away: bob@example.com away until 2099-12-31, cover dan@example.com (manual)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("assigned: sales@example.com went to alice@example.com alone"),
+        "{text}"
+    );
+    let list = text
+        .split("list delivery from sales@example.com:\n")
+        .nth(1)
+        .unwrap_or("");
+    assert!(list.starts_with("    alice@example.com\n  route"), "{text}");
+    // A message file works the same; a new thread names nobody as owner.
+    let file = s.relay.dir.path().join("new.eml");
+    std::fs::write(&file, format!("From: {CUSTOMER}\r\nTo: sales@example.com\r\nMessage-ID: <new9@shop.example>\r\n\r\nhi\r\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
+        .args(["route", "--config"])
+        .arg(&s.relay.config)
+        .args(["--from", CUSTOMER, "--to", "sales@example.com", "--message"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("thread: <new9@shop.example>") && text.contains("owner: none"),
+        "{text}"
+    );
+    assert!(!text.contains("assigned:"), "{text}");
+}

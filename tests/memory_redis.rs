@@ -373,3 +373,88 @@ fn a_replay_alternating_between_instances_has_no_duplicate_and_no_private_leak()
         .collect();
     assert!(leaks.is_empty(), "private threads archived: {leaks:?}");
 }
+
+/// §9 states live in Redis too: an absence set through one instance's config, an owner
+/// recorded on A, a reply remembered on B — each seen by the other instance.
+#[test]
+fn owners_absences_and_recent_replies_are_shared_between_instances() {
+    let redis = Redis::start();
+    let p = pair(&redis, "cover = \"dan@example.com\"");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_teamrelay"))
+        .args(["away", "--config"])
+        .arg(&p.a.config)
+        .args([
+            "bob@example.com",
+            "--until",
+            "2099-12-31",
+            "--cover",
+            "carol@example.com",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cust = "customer@shop.example";
+    // The customer writes to bob through B: carol covers.
+    let m = message(cust, "bob@example.com", "x1@shop.example", "");
+    assert!(Sender::new(p.b.port("mx"))
+        .send(cust, &["bob@example.com"], &m)
+        .starts_with("250"));
+    // alice opens a thread through A; the customer's reply through B names her as owner.
+    let open = message("alice@example.com", cust, "x2@example.com", "");
+    assert!(Sender::new(p.a.port("relay"))
+        .send("alice@example.com", &[cust], &open)
+        .starts_with("250"));
+    let reply = message(
+        cust,
+        "alice@example.com",
+        "x3@shop.example",
+        "In-Reply-To: <x2@example.com>\r\n",
+    );
+    assert!(Sender::new(p.b.port("mx"))
+        .send(cust, &["alice@example.com"], &reply)
+        .starts_with("250"));
+    // carol answers x3 through A, then dan through B without seeing it: a notice for dan.
+    let carol = message(
+        "carol@example.com",
+        cust,
+        "x4@example.com",
+        "In-Reply-To: <x3@shop.example>\r\n",
+    );
+    assert!(Sender::new(p.a.port("relay"))
+        .send("carol@example.com", &[cust], &carol)
+        .starts_with("250"));
+    let dan = message(
+        "dan@example.com",
+        cust,
+        "x5@example.com",
+        "In-Reply-To: <x3@shop.example>\r\n",
+    );
+    assert!(Sender::new(p.b.port("relay"))
+        .send("dan@example.com", &[cust], &dan)
+        .starts_with("250"));
+    let find = |pred: &dyn Fn(&Txn) -> bool| wait_for(T, || p.team.txns().iter().any(pred));
+    assert!(
+        find(&|t| t.rcpts == ["carol@example.com"]
+            && t.text()
+                .contains("X-Teamrelay-Cover: bob@example.com away until 2099-12-31")),
+        "no cover on B\n{}",
+        p.b.log()
+    );
+    assert!(
+        find(&|t| message_id_of(t) == "x3@shop.example"
+            && t.text().contains("X-Teamrelay-Owner: alice@example.com")),
+        "no owner header on B\n{}",
+        p.b.log()
+    );
+    assert!(
+        find(&|t| t.rcpts == ["dan@example.com"]
+            && t.text().contains("X-Teamrelay-Notice: collision")
+            && t.text().contains("carol@example.com answered")),
+        "no collision notice on B\n{}",
+        p.b.log()
+    );
+}
