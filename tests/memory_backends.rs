@@ -174,7 +174,16 @@ async fn the_redis_backend_keeps_every_memory() {
         url: format!("redis://127.0.0.1:{}/0", redis.port),
         password_file: None,
     };
-    suite(&RedisMemory::open(&m), &spool).await;
+    let b = RedisMemory::open(&m);
+    suite(&b, &spool).await;
+    // A message that could not be spooled gives its won claims back.
+    let mut r = remember("rel@x");
+    r.claims = vec!["bob@example.com".into()];
+    assert!(b.remember(&r).await.unwrap().lost.is_empty());
+    b.release(&r).await.unwrap();
+    let again = b.recall(&query("Message-ID: <rel@x>\n\n")).await.unwrap();
+    assert!(again.already_has.is_empty());
+    assert!(b.remember(&r).await.unwrap().lost.is_empty(), "claimable again");
 }
 
 #[tokio::test]

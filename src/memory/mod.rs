@@ -68,6 +68,13 @@ pub trait Backend: Send + Sync {
     /// in one atomic step; the ones already taken come back in `lost`.
     fn remember<'a>(&'a self, r: &'a Remember) -> BoxFuture<'a, Result<Remembered, MemoryError>>;
 
+    /// Undoes the copy claims a [`Backend::remember`] won, when the message could not be
+    /// spooled after all: the sender's retry must find them free again. Backends whose
+    /// records ride in the message's commit have nothing to undo.
+    fn release<'a>(&'a self, _r: &'a Remember) -> BoxFuture<'a, Result<(), MemoryError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Absences that have not ended.
     fn absences(&self) -> BoxFuture<'_, Result<Vec<Absence>, MemoryError>>;
 

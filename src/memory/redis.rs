@@ -260,6 +260,27 @@ impl Backend for RedisMemory {
         })
     }
 
+    fn release<'a>(&'a self, r: &'a Remember) -> BoxFuture<'a, Result<(), MemoryError>> {
+        Box::pin(async move {
+            let (Some(id), false) = (&r.message_id, r.claims.is_empty()) else {
+                return Ok(());
+            };
+            // `Plan::drop_copies` took the claims lost to another instance out of
+            // `r.claims`: what is left is ours to give back.
+            let key = format!("{PREFIX}d:{id}");
+            let _: i64 = self
+                .call(|mut con| async move {
+                    redis::cmd("SREM")
+                        .arg(key)
+                        .arg(&r.claims)
+                        .query_async(&mut con)
+                        .await
+                })
+                .await?;
+            Ok(())
+        })
+    }
+
     fn absences(&self) -> BoxFuture<'_, Result<Vec<Absence>, MemoryError>> {
         Box::pin(async move {
             let key = format!("{PREFIX}away");

@@ -623,6 +623,7 @@ fn copies_are_claims_and_addressed_recipients_are_plain_records() {
     let mut p2 = p.clone();
     p2.drop_copies(&[a("carol@example.com")].into_iter().collect());
     assert_eq!(copies(&p2), ["bob@example.com", "dan@example.com"]);
+    assert_eq!(p2.remember.claims, ["bob@example.com", "dan@example.com"]);
     assert!(p2
         .skipped
         .iter()

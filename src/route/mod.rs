@@ -256,7 +256,7 @@ impl Plan {
     }
 
     /// Drops archive copies to members who turned out to have the message already
-    /// (another instance recorded it first, SPEC §10).
+    /// (another instance recorded it first, SPEC §10), and their claims.
     pub fn drop_copies(&mut self, lost: &HashSet<Address>) {
         if lost.is_empty() {
             return;
@@ -267,6 +267,10 @@ impl Plan {
             }
         }
         self.deliveries.retain(|d| !d.recipients.is_empty());
+        // What is left in `claims` is what this message won (and may have to release).
+        self.remember
+            .claims
+            .retain(|c| Address::parse(c).map_or(true, |a| !lost.contains(&a)));
         for a in lost {
             self.skipped.push(Skipped {
                 address: a.clone(),

@@ -87,6 +87,8 @@ impl Session {
             if let Err(e) = self.spool().commit(ops).await {
                 warn!(id = %id, error = %e, "cannot spool message");
                 let _ = tokio::fs::remove_file(self.spool().body_path(id)).await;
+                // The sender retries: the copies this attempt claimed must be claimable.
+                let _ = self.shared.memory.release(&plan.remember).await;
                 return Reply::local_error();
             }
         }
