@@ -183,7 +183,10 @@ async fn the_redis_backend_keeps_every_memory() {
     b.release(&r).await.unwrap();
     let again = b.recall(&query("Message-ID: <rel@x>\n\n")).await.unwrap();
     assert!(again.already_has.is_empty());
-    assert!(b.remember(&r).await.unwrap().lost.is_empty(), "claimable again");
+    assert!(
+        b.remember(&r).await.unwrap().lost.is_empty(),
+        "claimable again"
+    );
 }
 
 #[tokio::test]

@@ -458,3 +458,45 @@ fn owners_absences_and_recent_replies_are_shared_between_instances() {
         p.b.log()
     );
 }
+
+/// A Redis that answers too slowly counts as down: `451` within the bound, then fine.
+#[test]
+fn a_stalled_redis_costs_a_451_within_the_bound() {
+    use std::io::Write;
+    let redis = Redis::start();
+    let p = pair(&redis, "");
+    let msg = |id: &str| message("customer@shop.example", "alice@example.com", id, "");
+    let mut s = Sender::new(p.a.port("mx"));
+    assert!(s
+        .send(
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg("slow0@shop.example")
+        )
+        .starts_with("250"));
+    // CLIENT PAUSE holds every other client's commands for four seconds.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    c.write_all(b"CLIENT PAUSE 4000 ALL\r\n").unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let r = s.send(
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg("slow1@shop.example"),
+    );
+    let took = started.elapsed();
+    assert!(r.starts_with("451 4.3.0"), "{r}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(4),
+        "took {took:?}"
+    );
+    let ok = wait_for(T, || {
+        s.send(
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg("slow2@shop.example"),
+        )
+        .starts_with("250")
+    });
+    assert!(ok, "{}", p.a.log());
+}
