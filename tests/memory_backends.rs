@@ -173,6 +173,7 @@ async fn the_redis_backend_keeps_every_memory() {
     let m = MemoryConfig {
         url: format!("redis://127.0.0.1:{}/0", redis.port),
         password_file: None,
+        ca_file: None,
     };
     let b = RedisMemory::open(&m);
     suite(&b, &spool).await;
@@ -196,6 +197,7 @@ async fn the_redis_backend_takes_its_password_from_a_file_and_fails_fast_without
     let m = MemoryConfig {
         url: format!("redis://127.0.0.1:{port}/0"),
         password_file: None,
+        ca_file: None,
     };
     let started = std::time::Instant::now();
     let r = RedisMemory::open(&m)
@@ -234,11 +236,13 @@ async fn the_redis_backend_takes_its_password_from_a_file_and_fails_fast_without
     let without = RedisMemory::open(&MemoryConfig {
         url: url.clone(),
         password_file: None,
+        ca_file: None,
     });
     assert!(without.absences().await.is_err(), "no password: refused");
     let with = RedisMemory::open(&MemoryConfig {
         url,
         password_file: Some(pass),
+        ca_file: None,
     });
     assert!(with.absences().await.unwrap().is_empty());
     drop(child);
@@ -251,4 +255,70 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[tokio::test]
+async fn rediss_urls_speak_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    common::make_certs(dir.path());
+    let port = common::free_port();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .arg("--tls-cert-file")
+        .arg(dir.path().join("cert.pem"))
+        .arg("--tls-key-file")
+        .arg(dir.path().join("key.pem"))
+        .arg("--tls-ca-cert-file")
+        .arg(dir.path().join("ca.pem"))
+        .args([
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _child = Guard(child);
+    assert!(common::wait_for(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    // The test CA is not in the system roots: verified TLS refuses it...
+    let verified = RedisMemory::open(&MemoryConfig {
+        url: format!("rediss://127.0.0.1:{port}/0"),
+        password_file: None,
+        ca_file: None,
+    });
+    assert!(verified.absences().await.is_err());
+    // ...and with `ca_file` naming it, the certificate is verified and trusted.
+    let trusted = RedisMemory::open(&MemoryConfig {
+        url: format!("rediss://127.0.0.1:{port}/0"),
+        password_file: None,
+        ca_file: Some(dir.path().join("ca.pem")),
+    });
+    assert!(trusted.absences().await.unwrap().is_empty());
+    let mut r = remember("tls@x");
+    r.delivered = vec!["alice@example.com".into()];
+    assert!(trusted.remember(&r).await.unwrap().lost.is_empty());
+    let m = trusted
+        .recall(&query("Message-ID: <tls@x>\n\n"))
+        .await
+        .unwrap();
+    assert_eq!(m.already_has.len(), 1);
+    // Plain text to a TLS port fails.
+    let plain = RedisMemory::open(&MemoryConfig {
+        url: format!("redis://127.0.0.1:{port}/0"),
+        password_file: None,
+        ca_file: None,
+    });
+    assert!(plain.absences().await.is_err());
 }

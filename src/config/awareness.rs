@@ -70,7 +70,7 @@ pub(super) fn check_cover(c: &mut Checker, raw: &RawTeam, cover: &Option<Address
     }
 }
 
-/// `[memory]`: a `redis://` or `rediss://` URL, and a readable `password_file`.
+/// `[memory]`: a `redis://` or `rediss://` URL, a readable `password_file` and `ca_file`.
 pub(super) fn check_memory(c: &mut Checker, raw: &Spanned<RawMemory>) -> Option<MemoryConfig> {
     let m = raw.get_ref();
     let url = m.url.get_ref().trim().to_string();
@@ -87,17 +87,21 @@ pub(super) fn check_memory(c: &mut Checker, raw: &Spanned<RawMemory>) -> Option<
         );
         return None;
     }
-    let password_file: Option<PathBuf> = m.password_file.as_ref().map(|p| c.path(p.get_ref()));
-    if let (Some(path), Some(s)) = (&password_file, &m.password_file) {
-        if let Err(e) = std::fs::read_to_string(path) {
-            c.error_at(
-                s,
-                "memory.password_file",
-                format!("cannot read {}: {e}", path.display()),
-            );
+    let mut file = |s: &Option<Spanned<String>>, key: &str| -> Option<PathBuf> {
+        let s = s.as_ref()?;
+        let path = c.path(s.get_ref());
+        if let Err(e) = std::fs::read(&path) {
+            c.error_at(s, key, format!("cannot read {}: {e}", path.display()));
         }
-    }
-    Some(MemoryConfig { url, password_file })
+        Some(path)
+    };
+    let password_file = file(&m.password_file, "memory.password_file");
+    let ca_file = file(&m.ca_file, "memory.ca_file");
+    Some(MemoryConfig {
+        url,
+        password_file,
+        ca_file,
+    })
 }
 
 #[cfg(test)]
@@ -175,7 +179,7 @@ members = ["alice@example.com", "bob@example.com"]
             ("\"bob@example.com\"]", "\"bob@example.com\"]\nassign = \"first\"", "lists.toml:14: list \"sales@example.com\": assign \"first\" is not known (the only value is \"owner\")"),
             ("\"bob@example.com\"]", "\"bob@example.com\"]\n\n[memory]\nurl = \"http://127.0.0.1:6379\"", "lists.toml:16: memory.url: \"http://127.0.0.1:6379\" is not a redis:// or rediss:// URL"),
             ("\"bob@example.com\"]", "\"bob@example.com\"]\n\n[memory]\nurl = \"redis://127.0.0.1\"\npassword_file = \"/nonexistent/redis.pass\"", "lists.toml:17: memory.password_file: cannot read /nonexistent/redis.pass: No such file or directory (os error 2)"),
-            ("\"bob@example.com\"]", "\"bob@example.com\"]\n\n[memory]\nurl = \"redis://x\"\nurll = 1", "lists.toml:17: unknown field `urll`, expected `url` or `password_file`"),
+            ("\"bob@example.com\"]", "\"bob@example.com\"]\n\n[memory]\nurl = \"redis://x\"\nurll = 1", "lists.toml:17: unknown field `urll`, expected one of `url`, `password_file`, `ca_file`"),
         ];
         for (from, to, want) in cases {
             assert!(GOOD.contains(from), "{from}");

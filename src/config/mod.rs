@@ -96,6 +96,8 @@ pub struct MemoryConfig {
     pub url: String,
     /// A file holding the password, read when connecting.
     pub password_file: Option<PathBuf>,
+    /// `rediss://`: trust this CA (PEM) instead of the system roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl MemoryConfig {
@@ -114,6 +116,7 @@ impl fmt::Debug for MemoryConfig {
         f.debug_struct("MemoryConfig")
             .field("url", &self.shown_url())
             .field("password_file", &self.password_file)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }

@@ -125,4 +125,5 @@ pub struct RawAdmin {
 pub struct RawMemory {
     pub url: SpStr,
     pub password_file: Option<SpStr>,
+    pub ca_file: Option<SpStr>,
 }

@@ -114,7 +114,8 @@ pub struct RedisMemory {
     remember: Script,
 }
 
-/// A client for the URL, with the password from `password_file` when there is one.
+/// A client for the URL, with the password from `password_file` and the CA of `ca_file`
+/// when there are.
 fn client(m: &MemoryConfig) -> Result<redis::Client, String> {
     let mut info = m
         .url
@@ -128,7 +129,18 @@ fn client(m: &MemoryConfig) -> Result<redis::Client, String> {
         let settings = info.redis_settings().clone().set_password(password);
         info = info.set_redis_settings(settings);
     }
-    redis::Client::open(info).map_err(|e| format!("bad memory.url: {e}"))
+    match &m.ca_file {
+        None => redis::Client::open(info).map_err(|e| format!("bad memory.url: {e}")),
+        Some(ca) => {
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(info, certs).map_err(|e| format!("bad memory.url: {e}"))
+        }
+    }
 }
 
 impl RedisMemory {
