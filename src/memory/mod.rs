@@ -69,11 +69,8 @@ pub trait Backend: Send + Sync {
     fn remember<'a>(&'a self, r: &'a Remember) -> BoxFuture<'a, Result<Remembered, MemoryError>>;
 
     /// Undoes the copy claims a [`Backend::remember`] won, when the message could not be
-    /// spooled after all: the sender's retry must find them free again. Backends whose
-    /// records ride in the message's commit have nothing to undo.
-    fn release<'a>(&'a self, _r: &'a Remember) -> BoxFuture<'a, Result<(), MemoryError>> {
-        Box::pin(async { Ok(()) })
-    }
+    /// spooled after all: the sender's retry must find them free again.
+    fn release<'a>(&'a self, r: &'a Remember) -> BoxFuture<'a, Result<(), MemoryError>>;
 
     /// Absences that have not ended.
     fn absences(&self) -> BoxFuture<'_, Result<Vec<Absence>, MemoryError>>;
