@@ -66,6 +66,7 @@ impl Session {
                 Err(e) => {
                     warn!(id = %id, error = %e, "cannot write message body");
                     sink.discard().await;
+                    let _ = self.shared.memory.release(&plan.remember).await;
                     crate::metrics::rejected("local_error");
                     return Reply::local_error();
                 }
