@@ -202,6 +202,9 @@ fn a_thread_marked_private_on_one_instance_stays_private_on_the_other() {
 fn redis_down_means_451_and_acceptance_resumes_when_it_is_back() {
     let mut redis = Redis::start();
     let p = pair(&redis, "");
+    // Before any mail, /metrics already tells the backend is up.
+    let up = "teamrelay_memory_up{backend=\"redis\"} 1";
+    assert!(wait_for(T, || scrape(p.b.port("admin")).contains(up)));
     let msg = |id: &str| message("customer@shop.example", "alice@example.com", id, "");
     let mut s = Sender::new(p.a.port("mx"));
     assert!(s

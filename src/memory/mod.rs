@@ -90,8 +90,18 @@ pub trait Backend: Send + Sync {
 /// The backend a configuration asks for.
 pub fn open(config: &Config, spool: &Spool) -> Arc<dyn Backend> {
     match &config.memory {
-        None => Arc::new(SpoolMemory::new(spool.clone())),
-        Some(m) => Arc::new(RedisMemory::open(m)),
+        None => {
+            succeeded("spool");
+            Arc::new(SpoolMemory::new(spool.clone()))
+        }
+        Some(m) => {
+            let redis = RedisMemory::open(m);
+            // `/metrics` tells the state even while no mail arrives.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                tokio::spawn(redis.watch());
+            }
+            Arc::new(redis)
+        }
     }
 }
 

@@ -165,6 +165,35 @@ impl RedisMemory {
         }
     }
 
+    /// A task that pings Redis every few seconds, so `teamrelay_memory_up` is current
+    /// between messages too. It ends with the runtime.
+    pub fn watch(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let manager = self.manager.clone();
+        async move {
+            let Ok(manager) = manager else {
+                failed("redis", &MemoryError("unusable memory.url".into()));
+                return;
+            };
+            let mut was_up = None;
+            loop {
+                let mut con = manager.clone();
+                let cmd = redis::cmd("PING");
+                let ping = cmd.query_async::<String>(&mut con);
+                let up = matches!(tokio::time::timeout(TIMEOUT, ping).await, Ok(Ok(_)));
+                if up {
+                    succeeded("redis");
+                } else {
+                    metrics::gauge!("teamrelay_memory_up", "backend" => "redis").set(0.0);
+                }
+                if was_up != Some(up) {
+                    tracing::info!(backend = "redis", up, "routing memory state");
+                    was_up = Some(up);
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+
     /// Runs one call with the bounded wait, and keeps `/metrics` told.
     async fn call<T, F>(&self, f: impl FnOnce(ConnectionManager) -> F) -> Result<T, MemoryError>
     where
