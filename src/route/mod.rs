@@ -14,18 +14,19 @@ mod awareness_tests;
 mod expand;
 mod explain;
 mod headers;
+mod recall;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashSet;
 use std::fmt;
 
-pub use awareness::{
-    end_of_day, ymd, Absence, Query, RecentReply, Remember, DELIVERED_TTL, EXCERPT_CHARS,
-};
 pub use expand::members;
 pub use explain::explain;
 pub use headers::{normalize_id, render, MessageFacts};
+pub use recall::{
+    end_of_day, ymd, Absence, Query, RecentReply, Remember, DELIVERED_TTL, EXCERPT_CHARS,
+};
 
 use crate::address::Address;
 use crate::config::Config;
