@@ -70,8 +70,13 @@ impl Shared {
             .clone()
     }
 
-    /// Replaces the configuration (SIGHUP).
+    /// Replaces the configuration (SIGHUP). The memory backend stays the one opened at
+    /// start: switching it under running sessions could split one message's records.
     pub fn set_config(&self, config: Config) {
+        let url = |c: &Config| c.memory.as_ref().map(|m| m.url.clone());
+        if url(&config) != url(&self.config()) {
+            warn!("[memory] changed: takes effect at the next restart");
+        }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 }
