@@ -87,6 +87,12 @@ impl<'a> Context<'a> {
                 ));
                 continue;
             }
+            for m in delivered.iter().filter(|m| *m != owner) {
+                plan.skipped.push(Skipped {
+                    address: m.clone(),
+                    reason: SkipReason::AssignedToOwner(list.clone(), owner.clone()),
+                });
+            }
             delivered.retain(|m| m == owner);
             plan.assigned.push((list.clone(), owner.clone()));
             changed = true;

@@ -130,6 +130,9 @@ pub enum SkipReason {
     AlreadyHasMessage,
     /// Gets its copy from an earlier archive list.
     CopyFromEarlierList(Address),
+    /// Left out of an `assign = "owner"` list delivery: (list, owner) — the thread's
+    /// owner got it (step 2 may still give an archive copy).
+    AssignedToOwner(Address, Address),
 }
 
 impl fmt::Display for SkipReason {
@@ -150,6 +153,12 @@ impl fmt::Display for SkipReason {
             SkipReason::NamedInHeaders => write!(f, "named in From/To/Cc"),
             SkipReason::AlreadyHasMessage => write!(f, "already has this Message-ID"),
             SkipReason::CopyFromEarlierList(l) => write!(f, "gets one copy, from {l}"),
+            SkipReason::AssignedToOwner(l, o) => {
+                write!(
+                    f,
+                    "not in the list delivery: {l} went to the thread's owner {o}"
+                )
+            }
         }
     }
 }
