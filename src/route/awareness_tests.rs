@@ -257,6 +257,15 @@ fn an_assigned_list_hands_the_customers_reply_to_the_owner_alone() {
         p.assigned,
         [(a("sales@example.com"), a("alice@example.com"))]
     );
+    let eve = p
+        .skipped
+        .iter()
+        .find(|s| s.address == a("eve@example.com"))
+        .unwrap();
+    assert_eq!(
+        eve.reason,
+        SkipReason::AssignedToOwner(a("sales@example.com"), a("alice@example.com"))
+    );
     // The rest of the team sees it through the archive step.
     assert_eq!(
         copies(&p),
