@@ -73,7 +73,11 @@ impl Request {
             }
             return Ok(Request::List);
         };
-        let address = team_address("address", address)?.key().to_string();
+        let address = team_address("address", address)?;
+        if config.list(&address).is_some() {
+            return Err(format!("{address} is a list; name a teammate"));
+        }
+        let address = address.key().to_string();
         match (until, back) {
             (Some(_), true) | (None, false) => {
                 Err("give either --until YYYY-MM-DD or --back".into())

@@ -272,6 +272,11 @@ fn away_works_without_a_running_server_and_rejects_bad_dates() {
     assert!(err.contains("not a date"), "{err}");
     let (code, _, err) = away(&s, &["bob@shop.example", "--until", "2099-01-01"]);
     assert_eq!(code, 2, "{err}");
+    let (code, _, err) = away(&s, &["sales@example.com", "--until", "2099-01-01"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a list"), "{err}");
+    let (code, _, err) = away(&s, &["bob@example.com"]);
+    assert_eq!(code, 2, "{err}");
     let (code, out, err) = away(&s, &["bob@example.com", "--until", "2099-01-01"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("cover: dan@example.com"), "{out}");
