@@ -281,11 +281,14 @@ fn away_works_without_a_running_server_and_rejects_bad_dates() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("cover: dan@example.com"), "{out}");
     s.relay.spawn();
-    let (_, out, _) = away(&s, &[]);
-    assert!(
-        out.contains("bob@example.com  away until 2099-01-01  cover dan@example.com  (manual)"),
-        "{out}"
-    );
+    // Right after the start the admin socket may not be open yet: ask until it is.
+    let want = "bob@example.com  away until 2099-01-01  cover dan@example.com  (manual)";
+    let mut out = String::new();
+    let listed = wait_for(T, || {
+        out = away(&s, &[]).1;
+        out.contains(want)
+    });
+    assert!(listed, "{out}");
 }
 
 const GMAIL_VACATION: &str = "From: Alice <alice@example.com>
