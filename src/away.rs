@@ -202,23 +202,41 @@ pub async fn request(config: &Config, request: Request) -> Result<Answer, String
         return Ok(execute(&RedisMemory::open(m), config, request).await);
     }
     let dir: &Path = &config.server.spool;
-    if let Ok(mut stream) = UnixStream::connect(crate::queue::socket_path(dir)).await {
-        stream
-            .write_all(format!("{}\n", request.to_line()).as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut out = String::new();
-        stream
-            .read_to_string(&mut out)
-            .await
-            .map_err(|e| e.to_string())?;
-        return serde_json::from_str(&out).map_err(|e| format!("bad answer from the server: {e}"));
+    // A server that is just starting holds the spool before its admin socket opens:
+    // ask again for a moment rather than fail.
+    let mut tries = 0;
+    loop {
+        if let Ok(stream) = UnixStream::connect(crate::queue::socket_path(dir)).await {
+            return over_socket(stream, &request).await;
+        }
+        match Spool::open(dir) {
+            Ok(spool) => {
+                let answer = execute(&SpoolMemory::new(spool.clone()), config, request).await;
+                // Make sure the committer flushed before the process ends.
+                spool.commit(Vec::new()).await?;
+                return Ok(answer);
+            }
+            Err(e) if tries >= 30 => return Err(e.to_string()),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
     }
-    let spool = Spool::open(dir).map_err(|e| e.to_string())?;
-    let answer = execute(&SpoolMemory::new(spool.clone()), config, request).await;
-    // Make sure the committer flushed before the process ends.
-    spool.commit(Vec::new()).await?;
-    Ok(answer)
+}
+
+/// One request to the running server.
+async fn over_socket(mut stream: UnixStream, request: &Request) -> Result<Answer, String> {
+    stream
+        .write_all(format!("{}\n", request.to_line()).as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    stream
+        .read_to_string(&mut out)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(&out).map_err(|e| format!("bad answer from the server: {e}"))
 }
 
 /// `away` as text: one line per absence.
