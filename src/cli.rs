@@ -1,4 +1,4 @@
-//! The command line (SPEC §7): `serve`, `check`, `route`, `passwd`, `queue`.
+//! The command line (SPEC §7): `serve`, `check`, `route`, `passwd`, `away`, `queue`.
 
 use std::path::PathBuf;
 
@@ -38,9 +38,38 @@ pub enum Command {
         /// An address in the Cc header only (not an envelope recipient).
         #[arg(long = "header-cc")]
         header_cc: Vec<String>,
+        /// The Message-ID this message replies to (In-Reply-To).
+        #[arg(long = "in-reply-to")]
+        in_reply_to: Option<String>,
+        /// Message-IDs of References, in order; repeat for several.
+        #[arg(long)]
+        references: Vec<String>,
+        /// Read the headers (From, To, Cc, Message-ID, In-Reply-To, References, Subject,
+        /// auto-reply markers) from this message file instead.
+        #[arg(long)]
+        message: Option<PathBuf>,
     },
     /// Read a password on stdin and print its argon2id hash for a `[[user]]`.
     Passwd,
+    /// List, set or end absences (works while `serve` runs).
+    Away {
+        #[arg(long, default_value = "lists.toml")]
+        config: PathBuf,
+        /// The teammate; without it, list every absence.
+        address: Option<String>,
+        /// Away until the end of this UTC day (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+        /// Who gets their customer mail meanwhile (default: team.cover).
+        #[arg(long)]
+        cover: Option<String>,
+        /// End the absence.
+        #[arg(long)]
+        back: bool,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect and steer the queue (works while `serve` runs).
     Queue {
         #[arg(long, default_value = "lists.toml")]

@@ -5,17 +5,20 @@
 //!
 //! 1. [`config`] — `lists.toml`, validated once; every other module trusts it.
 //! 2. [`smtp`] — listeners and sessions: the envelope and the body arrive.
-//! 3. [`route`] — pure policy: list expansion, archive copies, the header blocks.
+//! 3. [`route`] — pure policy: list expansion, archive copies, the header blocks, team
+//!    awareness; it decides from what [`memory`] recalls and says what to remember.
 //! 4. [`spool`] — the message and its plan made durable before the `250`.
 //! 5. [`deliver`] — SMTP/LMTP/Maildir clients, retries, bounces.
 //!
 //! [`address`] is the one address type all of them share.
 
 pub mod address;
+pub mod away;
 pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod logfmt;
+pub mod memory;
 pub mod metrics;
 pub mod private_fs;
 pub mod queue;

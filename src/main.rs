@@ -8,7 +8,7 @@ use clap::Parser;
 use teamrelay::address::Address;
 use teamrelay::cli::{Cli, Command, QueueAction};
 use teamrelay::config::{self, Config};
-use teamrelay::route::{self, Envelope, Ingress, Memory, MessageFacts};
+use teamrelay::route::{self, Envelope, Ingress, MessageFacts};
 
 fn main() -> ExitCode {
     // Everything teamrelay writes holds customer mail (SPEC §6): private from the start,
@@ -42,11 +42,35 @@ fn main() -> ExitCode {
             from,
             to,
             header_cc,
+            in_reply_to,
+            references,
+            message,
         } => match load(&config) {
-            Ok(c) => route_command(&c, &from, &to, &header_cc),
+            Ok(c) => {
+                let thread = (message.as_deref(), in_reply_to.as_deref(), &references[..]);
+                route_command(&c, &from, &to, &header_cc, thread)
+            }
             Err(code) => code,
         },
         Command::Passwd => passwd_command(),
+        Command::Away {
+            config,
+            address,
+            until,
+            cover,
+            back,
+            json,
+        } => match load(&config) {
+            Ok(c) => ExitCode::from(teamrelay::away::command(
+                &c,
+                address.as_deref(),
+                until.as_deref(),
+                cover.as_deref(),
+                back,
+                json,
+            )),
+            Err(code) => code,
+        },
         Command::Queue { config, action } => match load(&config) {
             Ok(c) => queue_command(&c, action),
             Err(code) => code,
@@ -166,7 +190,16 @@ fn parse_addr(what: &str, s: &str) -> Result<Address, ExitCode> {
     })
 }
 
-fn route_command(c: &Config, from: &str, to: &[String], cc: &[String]) -> ExitCode {
+/// `route`'s thread options: a message file, In-Reply-To, References.
+type ThreadOptions<'a> = (Option<&'a std::path::Path>, Option<&'a str>, &'a [String]);
+
+fn route_command(
+    c: &Config,
+    from: &str,
+    to: &[String],
+    cc: &[String],
+    thread: ThreadOptions,
+) -> ExitCode {
     let run = || -> Result<String, ExitCode> {
         let sender = match from.trim() {
             "<>" | "" => None,
@@ -186,8 +219,14 @@ fn route_command(c: &Config, from: &str, to: &[String], cc: &[String]) -> ExitCo
             cc,
             ..MessageFacts::default()
         };
+        let facts = teamrelay::memory::cli::facts_with(facts, thread.0, thread.1, thread.2)
+            .map_err(|e| {
+                eprintln!("teamrelay route: {e}");
+                ExitCode::from(2)
+            })?;
+        let memory = teamrelay::memory::cli::recall(c, &facts);
         let envelope = Envelope { sender, recipients };
-        let plan = route::plan(c, &envelope, &facts, &Memory::default(), Ingress::Normal);
+        let plan = route::plan(c, &envelope, &facts, &memory, Ingress::Normal);
         Ok(route::explain(c, &envelope, &plan))
     };
     match run() {

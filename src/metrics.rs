@@ -46,6 +46,7 @@ const MESSAGE_REASONS: &[&str] = &[
     "bare_line_ending",
     "mail_loop",
     "local_error",
+    "memory_unavailable",
     "connection_closed",
     "other",
 ];

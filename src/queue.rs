@@ -122,6 +122,17 @@ pub async fn serve_socket(
             if BufReader::new(read).read_line(&mut line).await.is_err() {
                 return;
             }
+            if line.starts_with(crate::memory::cli::VERB) {
+                let json = crate::memory::cli::serve_line(&*shared.memory, line.trim()).await;
+                let _ = write.write_all(json.as_bytes()).await;
+                return;
+            }
+            if line.starts_with(crate::away::VERB) {
+                let config = shared.config();
+                let json = crate::away::serve_line(&*shared.memory, &config, line.trim()).await;
+                let _ = write.write_all(json.as_bytes()).await;
+                return;
+            }
             let (answer, ops) = execute(&shared.spool, line.trim());
             let answer = if ops.is_empty() {
                 answer

@@ -99,7 +99,7 @@ fuzz_target!(|input: Input| {
         archive_marker: input.archive_marker,
         ..Default::default()
     };
-    let memory = Memory { thread_private: input.thread_private, already_has: picks(&input.already).into_iter().collect() };
+    let memory = Memory { thread_private: input.thread_private, already_has: picks(&input.already).into_iter().collect(), ..Memory::default() };
     let ingress = if input.tap { Ingress::Tap } else { Ingress::Normal };
     let p = plan(c, &envelope, &facts, &memory, ingress);
 

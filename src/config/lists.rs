@@ -57,10 +57,12 @@ pub(super) fn check_lists(c: &mut Checker, raw: &[Spanned<RawList>], team: &Team
             }
             archive_raw.push((lists.len(), key.clone(), of));
         }
+        let assign_owner = super::awareness::check_assign(c, &r.assign, &key);
         lists.push(List {
             address,
             members,
             archive_of: Vec::new(),
+            assign_owner,
         });
     }
     let names: HashSet<Address> = lists.iter().map(|l| l.address.clone()).collect();

@@ -2,6 +2,7 @@
 //! checks every rule of SPEC §2 and reports every problem at once, each with file, line
 //! and key. A `Config` value is therefore always valid; nothing downstream re-checks it.
 
+mod awareness;
 mod duration;
 mod lists;
 mod raw;
@@ -40,6 +41,8 @@ pub struct Config {
     pub deliver: Deliver,
     pub lists: Vec<List>,
     pub admin: Option<SocketAddr>,
+    /// `[memory]`: where the routing memories live; `None`: in the spool.
+    pub memory: Option<MemoryConfig>,
     /// Index into `lists` by list address.
     list_index: HashMap<Address, usize>,
 }
@@ -69,6 +72,53 @@ pub struct Team {
     pub private_memory: Duration,
     /// `None`: every address in the team's domains is accepted.
     pub mailboxes: Option<Vec<Pattern>>,
+    /// Team awareness (SPEC §9).
+    pub aware: TeamAwareness,
+}
+
+/// The `[team]` keys of SPEC §9.
+#[derive(Debug, Clone)]
+pub struct TeamAwareness {
+    /// Who covers for an absent teammate by default; also what an auto-reply needs.
+    pub cover: Option<Address>,
+    /// How long an auto-reply marks its sender away.
+    pub auto_away: Duration,
+    /// How long a thread's owner (and a Message-ID's thread) is remembered.
+    pub owner_memory: Duration,
+    /// Two teammates answering one thread within this get a notice.
+    pub collision_window: Duration,
+}
+
+/// `[memory]` (SPEC §10).
+#[derive(Clone)]
+pub struct MemoryConfig {
+    /// `redis://…` or `rediss://…`, possibly with a password in it.
+    pub url: String,
+    /// A file holding the password, read when connecting.
+    pub password_file: Option<PathBuf>,
+    /// `rediss://`: trust this CA (PEM) instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl MemoryConfig {
+    /// The URL without the password it may carry, for logs and `check`.
+    pub fn shown_url(&self) -> String {
+        match self.url.rsplit_once('@') {
+            Some((head, tail)) => format!("{}://…@{tail}", head.split("://").next().unwrap_or("")),
+            None => self.url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for MemoryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: never print it.
+        f.debug_struct("MemoryConfig")
+            .field("url", &self.shown_url())
+            .field("password_file", &self.password_file)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 /// What a listener is for (SPEC §5).
@@ -155,6 +205,8 @@ pub struct List {
     pub members: Vec<Address>,
     /// Empty for plain lists; non-empty makes this an archive list.
     pub archive_of: Vec<Pattern>,
+    /// `assign = "owner"` (SPEC §9).
+    pub assign_owner: bool,
 }
 
 impl List {

@@ -25,6 +25,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub list: Vec<Spanned<RawList>>,
     pub admin: Option<RawAdmin>,
+    pub memory: Option<Spanned<RawMemory>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +51,10 @@ pub struct RawTeam {
     pub archive_bulk: bool,
     pub private_memory: Option<SpStr>,
     pub mailboxes: Option<Vec<SpStr>>,
+    pub cover: Option<SpStr>,
+    pub auto_away: Option<SpStr>,
+    pub owner_memory: Option<SpStr>,
+    pub collision_window: Option<SpStr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,10 +112,19 @@ pub struct RawList {
     #[serde(default)]
     pub members: Vec<SpStr>,
     pub archive_of: Option<Vec<SpStr>>,
+    pub assign: Option<SpStr>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: SpStr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMemory {
+    pub url: SpStr,
+    pub password_file: Option<SpStr>,
+    pub ca_file: Option<SpStr>,
 }

@@ -39,6 +39,7 @@ pub fn summary(config: &Config) -> String {
             "not archived"
         }
     );
+    awareness(&mut out, config);
     let _ = writeln!(out);
     if let Some(t) = &config.tls {
         let _ = writeln!(out, "{}", certificate_line(t, crate::spool::now() as i64));
@@ -94,6 +95,12 @@ pub fn summary(config: &Config) -> String {
                 .map(|a| a.to_string())
                 .collect();
             let _ = writeln!(out, "  {} → {}", l.address, m.join(", "));
+            if l.assign_owner {
+                let _ = writeln!(
+                    out,
+                    "    a customer's reply in an owned thread goes to its owner"
+                );
+            }
             if archive {
                 let of: Vec<String> = l.archive_of.iter().map(|p| p.to_string()).collect();
                 let _ = writeln!(out, "    copies customer mail of: {}", of.join(", "));
@@ -148,4 +155,31 @@ pub fn warnings(config: &Config, now: i64) -> Vec<String> {
         t.cert.display(),
         c.names.join(", ")
     )]
+}
+
+/// Team awareness (SPEC §9) and where the memories live (§10).
+fn awareness(out: &mut String, config: &Config) {
+    let a = &config.team.aware;
+    let cover = a
+        .cover
+        .as_ref()
+        .map_or("nobody (auto-replies mark nobody away)".to_string(), |c| {
+            c.to_string()
+        });
+    let _ = writeln!(out, "Cover for absent teammates: {cover}");
+    let _ = writeln!(
+        out,
+        "Auto-away {}, owners kept {}, collision window {}",
+        format_duration(a.auto_away),
+        format_duration(a.owner_memory),
+        format_duration(a.collision_window)
+    );
+    let memory = match &config.memory {
+        None => "the spool (this instance only)".to_string(),
+        Some(m) => {
+            let url = m.shown_url();
+            format!("{url} (shared by every instance with this URL)")
+        }
+    };
+    let _ = writeln!(out, "Routing memory: {memory}");
 }

@@ -117,6 +117,11 @@ pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let server = check_server(&mut c, &raw.server);
     let team = check_team(&mut c, &raw.team);
     let lists = super::lists::check_lists(&mut c, &raw.list, &team);
+    super::awareness::check_cover(&mut c, raw.team.get_ref(), &team.aware.cover, &lists);
+    let memory = raw
+        .memory
+        .as_ref()
+        .and_then(|m| super::awareness::check_memory(&mut c, m));
     let listen = check_listeners(&mut c, &raw.listen, raw.tls.is_some());
     let tls = raw.tls.as_ref().and_then(|t| check_tls(&mut c, t));
     let users = check_users(&mut c, &raw.user);
@@ -153,6 +158,7 @@ pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         deliver,
         lists,
         admin,
+        memory,
         list_index,
     })
 }
@@ -258,6 +264,7 @@ fn check_team(c: &mut Checker, raw: &Spanned<RawTeam>) -> Team {
         "team.private_memory",
         Duration::from_secs(90 * 86400),
     );
+    let aware = super::awareness::check_team(c, t, &domains);
     Team {
         domains,
         private_address,
@@ -265,6 +272,7 @@ fn check_team(c: &mut Checker, raw: &Spanned<RawTeam>) -> Team {
         archive_bulk: t.archive_bulk,
         private_memory,
         mailboxes,
+        aware,
     }
 }
 

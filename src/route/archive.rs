@@ -197,7 +197,13 @@ pub fn choose_copies(
                 }
             }
         }
-        let headers = archive_block(&list.address, &concerns, p.inbound, facts);
+        let headers = archive_block(
+            &list.address,
+            &concerns,
+            p.inbound,
+            memory.owner.as_ref(),
+            facts,
+        );
         let kind = DeliveryKind::Archive(list.address.clone());
         push_by_route(
             config,

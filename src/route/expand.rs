@@ -117,6 +117,7 @@ pub fn add_deliveries(
     config: &Config,
     envelope: &Envelope,
     facts: &MessageFacts,
+    owner: Option<&Address>,
     ex: &Expanded,
     plan: &mut Plan,
 ) {
@@ -134,7 +135,7 @@ pub fn add_deliveries(
             // Mail sent straight to an archive list is marked as an archive copy, so it
             // gets the same filtering and the same loop guard.
             let p = participants(config, envelope, facts, Ingress::Normal);
-            let block = archive_block(list, &p.team, p.inbound, facts);
+            let block = archive_block(list, &p.team, p.inbound, owner, facts);
             (DeliveryKind::Archive(list.clone()), block)
         } else {
             (DeliveryKind::List(list.clone()), list_block(list, facts))

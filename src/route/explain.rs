@@ -70,5 +70,73 @@ pub fn explain(config: &Config, envelope: &Envelope, plan: &Plan) -> String {
             let _ = writeln!(out, "    {}: {}", s.address, s.reason);
         }
     }
+    awareness(&mut out, plan);
     out
+}
+
+/// The §9 part: thread, owner, absences, cover, assignment, collision.
+fn awareness(out: &mut String, plan: &Plan) {
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Team awareness:");
+    if plan.thread.is_empty() {
+        let _ = writeln!(out, "    thread: none (the message names no Message-ID)");
+    } else {
+        let _ = writeln!(out, "    thread: <{}>", plan.thread);
+    }
+    match (&plan.owner, &plan.remember.owner) {
+        (Some(o), _) => {
+            let _ = writeln!(out, "    owner: {o}");
+        }
+        (None, Some(new)) => {
+            let _ = writeln!(out, "    owner: none yet; {new} becomes the owner");
+        }
+        (None, None) => {
+            let _ = writeln!(out, "    owner: none");
+        }
+    }
+    if plan.away.is_empty() {
+        let _ = writeln!(out, "    away: nobody");
+    }
+    for a in &plan.away {
+        let _ = writeln!(out, "    away: {a}");
+    }
+    for (absent, until, cover) in &plan.covered {
+        let who: Vec<String> = cover.iter().map(|c| c.to_string()).collect();
+        let who = if who.is_empty() {
+            "nobody new (the cover already gets it)".to_string()
+        } else {
+            who.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "    cover: {absent} is away until {until}; also delivered to {who}"
+        );
+    }
+    for (list, owner) in &plan.assigned {
+        let _ = writeln!(
+            out,
+            "    assigned: {list} went to {owner} alone (assign = \"owner\": the thread's owner); the other members are judged by the archive step"
+        );
+    }
+    for note in &plan.assign_notes {
+        let _ = writeln!(out, "    assign: {note}");
+    }
+    if let Some(a) = &plan.remember.away {
+        let _ = writeln!(
+            out,
+            "    auto-reply: marks {} away until {}, cover {}",
+            a.address,
+            a.until_date(),
+            a.cover.as_deref().unwrap_or("nobody")
+        );
+    }
+    if let Some(c) = &plan.collision {
+        let _ = writeln!(
+            out,
+            "    collision: {} answered this thread {} min ago in a reply this one does not reference; {} gets a notice",
+            c.other.from,
+            c.ago_secs / 60,
+            c.to
+        );
+    }
 }

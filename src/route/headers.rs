@@ -20,6 +20,13 @@ pub struct MessageFacts {
     pub message_id: Option<String>,
     /// Message-IDs named by `In-Reply-To` and `References`.
     pub thread_ids: Vec<String>,
+    /// `In-Reply-To` alone, and `References` alone in order (the thread rule of §8).
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// The `Subject`, decoded.
+    pub subject: String,
+    /// `X-Autoreply: yes` (Gmail's vacation responder).
+    pub x_autoreply: bool,
     /// `X-Teamrelay-Archive` is present (loop guard).
     pub archive_marker: bool,
     pub auto_submitted: Option<String>,
@@ -49,9 +56,11 @@ impl MessageFacts {
         facts.to = msg.all_to().flat_map(|a| collect(Some(a))).collect();
         facts.cc = msg.all_cc().flat_map(|a| collect(Some(a))).collect();
         facts.message_id = msg.message_id().map(normalize_id);
-        for v in [msg.in_reply_to(), msg.references()] {
-            facts.thread_ids.extend(ids(v));
-        }
+        facts.in_reply_to = ids(msg.in_reply_to());
+        facts.references = ids(msg.references());
+        facts.thread_ids = facts.in_reply_to.clone();
+        facts.thread_ids.extend(facts.references.iter().cloned());
+        facts.subject = msg.subject().unwrap_or("").trim().to_string();
         for (name, value) in msg.headers_raw() {
             let value = value.trim();
             let is = |n: &str| name.eq_ignore_ascii_case(n);
@@ -65,6 +74,8 @@ impl MessageFacts {
                 facts.has_list_id = true;
             } else if is("List-Unsubscribe") {
                 facts.has_list_unsubscribe = true;
+            } else if is("X-Autoreply") {
+                facts.x_autoreply = value.eq_ignore_ascii_case("yes");
             } else if is("Received") {
                 facts.received_count += 1;
             } else if is("X-Gm-Original-To") || is("X-Original-To") || is("Delivered-To") {
@@ -80,6 +91,22 @@ impl MessageFacts {
     /// From, To and Cc together.
     pub fn header_addresses(&self) -> impl Iterator<Item = &Address> {
         self.from.iter().chain(&self.to).chain(&self.cc)
+    }
+
+    /// An auto-reply of the kind SPEC §9 reads as "away": `Auto-Submitted: auto-replied`,
+    /// `X-Autoreply: yes`, or a Subject starting `Automatic reply:` (Outlook/Exchange)
+    /// or `Out of Office:`. A person's reply `Re: Automatic reply: …` does not count.
+    pub fn is_auto_reply(&self) -> bool {
+        let kind = self
+            .auto_submitted
+            .as_deref()
+            .and_then(|v| v.split(';').next())
+            .map(str::trim);
+        let subject = self.subject.to_ascii_lowercase();
+        kind == Some("auto-replied")
+            || self.x_autoreply
+            || subject.starts_with("automatic reply:")
+            || subject.starts_with("out of office:")
     }
 
     /// `Auto-Submitted` other than `no`, or `Precedence: bulk|junk|list` — the header that
@@ -135,6 +162,7 @@ pub fn archive_block(
     list: &Address,
     concerns: &[Address],
     inbound: bool,
+    owner: Option<&Address>,
     facts: &MessageFacts,
 ) -> Vec<(String, String)> {
     let for_list: Vec<String> = concerns.iter().map(|a| a.to_string()).collect();
@@ -146,6 +174,10 @@ pub fn archive_block(
             if inbound { "inbound" } else { "outbound" }.to_string(),
         ),
     ];
+    if let Some(owner) = owner {
+        // SPEC §9: right after the direction, so filters can rely on the order.
+        h.push(("X-Teamrelay-Owner".to_string(), owner.to_string()));
+    }
     let list_headers = list_block(list, facts);
     h.extend(list_headers);
     h.push(("X-Auto-Response-Suppress".to_string(), "All".to_string()));
@@ -226,7 +258,7 @@ X-Teamrelay-Archive: x@example.com\r\n\
     fn blocks_keep_existing_list_headers() {
         let list = a("customers-archive@example.com");
         let mut facts = MessageFacts::default();
-        let block = archive_block(&list, &[a("alice@example.com")], true, &facts);
+        let block = archive_block(&list, &[a("alice@example.com")], true, None, &facts);
         let names: Vec<&str> = block.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -242,7 +274,7 @@ X-Teamrelay-Archive: x@example.com\r\n\
         assert_eq!(block[3].1, "<customers-archive.example.com>");
         facts.has_list_id = true;
         facts.precedence = Some("bulk".into());
-        let block = archive_block(&list, &[], false, &facts);
+        let block = archive_block(&list, &[], false, None, &facts);
         assert!(block
             .iter()
             .all(|(n, _)| n != "List-Id" && n != "Precedence"));

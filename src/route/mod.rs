@@ -8,9 +8,13 @@
 //! route` print exactly what `serve` would do.
 
 mod archive;
+mod awareness;
+#[cfg(test)]
+mod awareness_tests;
 mod expand;
 mod explain;
 mod headers;
+mod recall;
 #[cfg(test)]
 mod tests;
 
@@ -20,6 +24,9 @@ use std::fmt;
 pub use expand::members;
 pub use explain::explain;
 pub use headers::{normalize_id, render, MessageFacts};
+pub use recall::{
+    end_of_day, ymd, Absence, Query, RecentReply, Remember, DELIVERED_TTL, EXCERPT_CHARS,
+};
 
 use crate::address::Address;
 use crate::config::Config;
@@ -40,6 +47,17 @@ pub struct Memory {
     pub thread_private: bool,
     /// Team addresses that already received this Message-ID in the last 7 days.
     pub already_has: HashSet<Address>,
+    /// The message's thread (SPEC §8), resolved against the threads seen; empty when
+    /// the message names no Message-ID at all.
+    pub thread: String,
+    /// The thread's owner (SPEC §9), if it has one.
+    pub owner: Option<Address>,
+    /// Recent outbound replies in the thread (for the collision notice).
+    pub recent: Vec<RecentReply>,
+    /// Every recorded absence (expired ones are ignored by the policy).
+    pub absences: Vec<Absence>,
+    /// The time of the decision, Unix seconds: the policy has no clock of its own.
+    pub now: u64,
 }
 
 /// How the message came in: a normal listener delivers originals; a tap listener only
@@ -112,6 +130,9 @@ pub enum SkipReason {
     AlreadyHasMessage,
     /// Gets its copy from an earlier archive list.
     CopyFromEarlierList(Address),
+    /// Left out of an `assign = "owner"` list delivery: (list, owner) — the thread's
+    /// owner got it (step 2 may still give an archive copy).
+    AssignedToOwner(Address, Address),
 }
 
 impl fmt::Display for SkipReason {
@@ -132,6 +153,12 @@ impl fmt::Display for SkipReason {
             SkipReason::NamedInHeaders => write!(f, "named in From/To/Cc"),
             SkipReason::AlreadyHasMessage => write!(f, "already has this Message-ID"),
             SkipReason::CopyFromEarlierList(l) => write!(f, "gets one copy, from {l}"),
+            SkipReason::AssignedToOwner(l, o) => {
+                write!(
+                    f,
+                    "not in the list delivery: {l} went to the thread's owner {o}"
+                )
+            }
         }
     }
 }
@@ -196,6 +223,35 @@ pub struct Plan {
     /// Archive lists whose `archive_of` covered a team participant (each of their
     /// members then got a copy or has a `skipped` reason).
     pub archives_matched: Vec<Address>,
+    /// The thread of the message (SPEC §8) and its owner before this message.
+    pub thread: String,
+    pub owner: Option<Address>,
+    /// `assign = "owner"` lists that went to their owner alone: (list, owner).
+    pub assigned: Vec<(Address, Address)>,
+    /// Why an `assign = "owner"` list went to the whole list, when it did.
+    pub assign_notes: Vec<String>,
+    /// Absent primary recipients whose mail also went to a cover: (absent, until date,
+    /// cover recipients).
+    pub covered: Vec<(Address, String, Vec<Address>)>,
+    /// A collision notice to queue for the sender.
+    pub collision: Option<Collision>,
+    /// Every teammate away at the time, in words (for `teamrelay route`).
+    pub away: Vec<String>,
+    /// What to record once the message is accepted.
+    pub remember: Remember,
+}
+
+/// SPEC §9: the sender answered a thread another teammate answered moments ago.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collision {
+    /// Who gets the notice: the sender of the new reply.
+    pub to: Address,
+    /// The other teammate's reply.
+    pub other: RecentReply,
+    /// Seconds between the two replies.
+    pub ago_secs: u64,
+    /// The new reply's subject.
+    pub subject: String,
 }
 
 impl Plan {
@@ -211,6 +267,30 @@ impl Plan {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// Drops archive copies to members who turned out to have the message already
+    /// (another instance recorded it first, SPEC §10), and their claims.
+    pub fn drop_copies(&mut self, lost: &HashSet<Address>) {
+        if lost.is_empty() {
+            return;
+        }
+        for d in &mut self.deliveries {
+            if matches!(d.kind, DeliveryKind::Archive(_)) {
+                d.recipients.retain(|r| !lost.contains(r));
+            }
+        }
+        self.deliveries.retain(|d| !d.recipients.is_empty());
+        // What is left in `claims` is what this message won (and may have to release).
+        self.remember
+            .claims
+            .retain(|c| Address::parse(c).map_or(true, |a| !lost.contains(&a)));
+        for a in lost {
+            self.skipped.push(Skipped {
+                address: a.clone(),
+                reason: SkipReason::AlreadyHasMessage,
+            });
+        }
     }
 
     /// Number of archive-copy recipients.
@@ -232,13 +312,18 @@ pub fn plan(
     ingress: Ingress,
 ) -> Plan {
     let mut plan = Plan::default();
-    let expanded = expand::expand_recipients(config, envelope, &mut plan);
+    let mut expanded = expand::expand_recipients(config, envelope, &mut plan);
+    let aware = awareness::Context::new(config, envelope, facts, memory, ingress, &expanded);
     if ingress == Ingress::Normal {
-        expand::add_deliveries(config, envelope, facts, &expanded, &mut plan);
+        aware.assign(&mut expanded, &mut plan);
+        let owner = memory.owner.as_ref();
+        expand::add_deliveries(config, envelope, facts, owner, &expanded, &mut plan);
+        aware.cover(&mut expanded, &mut plan);
     }
     archive::choose_copies(
         config, envelope, facts, memory, ingress, &expanded, &mut plan,
     );
+    aware.finish(&expanded, &mut plan);
     plan
 }
 

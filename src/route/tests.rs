@@ -753,7 +753,7 @@ mod properties {
                 auto_submitted: auto.then(|| "auto-replied".to_string()),
                 ..Default::default()
             };
-            let memory = Memory { thread_private, already_has: already.into_iter().collect() };
+            let memory = Memory { thread_private, already_has: already.into_iter().collect(), ..Memory::default() };
             let envelope = Envelope { sender: sender.clone(), recipients: rcpts.clone() };
             let ingress = if tap { Ingress::Tap } else { Ingress::Normal };
             let p = plan(&c, &envelope, &facts, &memory, ingress);

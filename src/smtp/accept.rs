@@ -46,17 +46,17 @@ impl Session {
             sender: sender.clone(),
             recipients: recipients.to_vec(),
         };
-        let memory = self.spool().recall(&facts);
-        let plan = route::plan(&config, &envelope, &facts, &memory, ingress);
-        let team = plan.team_recipients();
-        let writes = spool::memory_writes(&facts, plan.private, &team, config.team.private_memory);
+        let shared = self.shared.clone();
+        let (plan, ops, mut notices) =
+            match decide(&shared, id, &config, &envelope, &facts, ingress, head).await {
+                Ok(x) => x,
+                Err(reply) => {
+                    sink.discard().await;
+                    return reply;
+                }
+            };
         log_plan(id, &envelope, &plan, head);
 
-        let with = if writes.is_empty() {
-            Vec::new()
-        } else {
-            vec![Op::Remember(writes)]
-        };
         let message = NewMessage {
             id: id.to_string(),
             sender: sender.as_ref().map(|s| s.to_string()),
@@ -67,8 +67,11 @@ impl Session {
             smtputf8: txn.smtputf8,
             eight_bit: self.body_8bit,
         };
-        if let Err(e) = self.spool().accept(vec![message], with).await {
+        notices.insert(0, message);
+        if let Err(e) = self.spool().accept(notices, ops).await {
             warn!(id = %id, error = %e, "cannot spool message");
+            // The sender retries: the copies this attempt claimed must be claimable.
+            let _ = self.shared.memory.release(&plan.remember).await;
             crate::metrics::rejected_message("local_error");
             return Reply::local_error();
         }
@@ -147,6 +150,47 @@ fn log_accepted(
     metrics::histogram!(crate::metrics::MESSAGE_BYTES).record(size as f64);
     metrics::counter!("teamrelay_archive_copies_total").increment(plan.archive_copies() as u64);
     metrics::counter!("teamrelay_list_bounces_total").increment(plan.consumed_bounces.len() as u64);
+}
+
+/// Recalls the memories, plans, and records what the plan asks (SPEC §4, §9, §10).
+/// Returns the plan and the ops to commit with the message, or the `451` to give
+/// when the memory cannot answer: never accept without the memories.
+async fn decide(
+    shared: &crate::smtp::Shared,
+    id: &str,
+    config: &crate::config::Config,
+    envelope: &Envelope,
+    facts: &MessageFacts,
+    ingress: Ingress,
+    head: &[u8],
+) -> Result<(route::Plan, Vec<Op>, Vec<NewMessage>), Reply> {
+    let backend = shared.memory.clone();
+    let unavailable = |e: crate::memory::MemoryError| {
+        warn!(id = %id, backend = backend.name(), error = %e, "routing memory unavailable: message not accepted");
+        crate::metrics::rejected_message("memory_unavailable");
+        Reply::local_error()
+    };
+    let memory = backend
+        .recall(&route::Query::of(facts))
+        .await
+        .map_err(unavailable)?;
+    let mut plan = route::plan(config, envelope, facts, &memory, ingress);
+    if let Some(reply) = plan.remember.reply.as_mut() {
+        reply.excerpt = crate::memory::excerpt(head);
+    }
+    let remembered = backend
+        .remember(&plan.remember)
+        .await
+        .map_err(unavailable)?;
+    plan.drop_copies(&remembered.lost);
+    let mut notices = Vec::new();
+    if let Some(c) = &plan.collision {
+        if let Some(notice) = crate::memory::notice(config, c) {
+            info!(id = %id, to = %c.to, other = %c.other.from, notice = %notice.id, "collision notice");
+            notices.push(notice);
+        }
+    }
+    Ok((plan, remembered.ops, notices))
 }
 
 /// One log line per decision, so an operator can grep a message's fate.

@@ -40,6 +40,8 @@ pub struct Shared {
     /// The current configuration; replaced as a whole on reload.
     config: RwLock<Arc<Config>>,
     pub spool: Spool,
+    /// Where the routing memories live (the spool, or Redis: SPEC §10).
+    pub memory: Arc<dyn crate::memory::Backend>,
     /// Wakes the delivery worker when a message was queued.
     pub wake: Arc<Notify>,
     /// Open connections, for the limits.
@@ -49,9 +51,11 @@ pub struct Shared {
 impl Shared {
     /// Shared state for a server with this configuration and spool.
     pub fn new(config: Config, spool: Spool, wake: Arc<Notify>) -> Shared {
+        let memory = crate::memory::open(&config, &spool);
         Shared {
             config: RwLock::new(Arc::new(config)),
             spool,
+            memory,
             wake,
             connections: Arc::default(),
         }
@@ -67,8 +71,13 @@ impl Shared {
             .clone()
     }
 
-    /// Replaces the configuration (SIGHUP).
+    /// Replaces the configuration (SIGHUP). The memory backend stays the one opened at
+    /// start: switching it under running sessions could split one message's records.
     pub fn set_config(&self, config: Config) {
+        let url = |c: &Config| c.memory.as_ref().map(|m| m.url.clone());
+        if url(&config) != url(&self.config()) {
+            warn!("[memory] changed: takes effect at the next restart");
+        }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 }

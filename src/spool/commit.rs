@@ -4,7 +4,7 @@
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
-use super::{schedule_key, CommitError, Entry, MemoryWrites, Spool};
+use super::{schedule_key, CommitError, Entry, MemoryOp, Spool};
 
 /// One durable change.
 #[derive(Debug)]
@@ -14,7 +14,7 @@ pub enum Op {
     /// Remove a finished message (its body file is deleted after the flush).
     Remove(String),
     /// Record routing memories.
-    Remember(MemoryWrites),
+    Memory(MemoryOp),
     /// Make a new body file durable: its data, and its entry in the directory.
     SyncBody(std::fs::File),
 }
@@ -164,9 +164,7 @@ fn apply(spool: &Spool, ops: &[Op], removed: &mut Vec<String>) -> Result<(), Str
                 schedule_old.push(id.clone());
                 removed.push(id.clone());
             }
-            Op::Remember(m) => m
-                .apply(&spool.private, &spool.delivered)
-                .map_err(|e| e.to_string())?,
+            Op::Memory(m) => m.apply(&spool.memories).map_err(|e| e.to_string())?,
             Op::SyncBody(_) => {}
         }
     }

@@ -6,8 +6,7 @@
 //! - `bodies/ID` — the message as received, one file each (sled must not hold bodies:
 //!   large values make it grow without bound, see CRATES.md);
 //! - `db/` — sled with trees `queue` (ID → [`Entry`] as JSON), `schedule` ((due, ID)
-//!   big-endian → nothing), `private` (Message-ID → expiry) and `delivered`
-//!   (Message-ID NUL address → expiry).
+//!   big-endian → nothing), and the routing memories' trees (see `memory`).
 //!
 //! Writes go through one committer task that applies every request waiting at that
 //! moment and then flushes once (group commit): concurrent sessions share an fsync.
@@ -28,7 +27,7 @@ pub use body::BodySink;
 pub use commit::Op;
 pub use door::{NewBody, NewMessage};
 pub use entry::{Entry, Rcpt, RcptState, StoredDelivery, StoredKind};
-pub use memory::{writes_for as memory_writes, MemoryWrites};
+pub use memory::MemoryOp;
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
@@ -44,8 +43,7 @@ pub struct Spool {
     dir: PathBuf,
     queue: sled::Tree,
     schedule: sled::Tree,
-    private: sled::Tree,
-    delivered: sled::Tree,
+    memories: memory::Trees,
     commits: mpsc::UnboundedSender<commit::Request>,
 }
 
@@ -108,19 +106,14 @@ impl Spool {
         // private (SPEC §6).
         crate::private_fs::restrict_tree(dir).map_err(|e| err("cannot make private", &e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| err("cannot open tree", &e));
-        let (queue, schedule, private, delivered) = (
-            tree("queue")?,
-            tree("schedule")?,
-            tree("private")?,
-            tree("delivered")?,
-        );
+        let (queue, schedule) = (tree("queue")?, tree("schedule")?);
+        let memories = memory::Trees::open(&db).map_err(|e| err("cannot open tree", &e))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let spool = Spool {
             dir: dir.to_path_buf(),
             queue,
             schedule,
-            private,
-            delivered,
+            memories,
             commits: tx,
         };
         spool
