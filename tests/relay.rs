@@ -191,35 +191,6 @@ fn outbound_mail_through_the_relay_listener_is_archived_as_outbound() {
 }
 
 #[test]
-fn mx_listener_is_not_an_open_relay() {
-    let s = setup("");
-    let mut c = Client::connect(s.relay.port("mx"));
-    assert!(c.read_reply().starts_with("220 relay.test ESMTP teamrelay"));
-    assert!(c.cmd("EHLO client.test").starts_with("250-relay.test"));
-    assert!(c.cmd("MAIL FROM:<spammer@evil.example>").starts_with("250"));
-    assert_eq!(
-        c.cmd("RCPT TO:<victim@elsewhere.example>"),
-        "554 5.7.1 relay access denied\r\n"
-    );
-    assert_eq!(
-        c.cmd("RCPT TO:<user%elsewhere.example@example.com>"),
-        "501 5.1.3 malformed recipient address\r\n"
-    );
-    assert_eq!(
-        c.cmd("RCPT TO:<@example.com:victim@elsewhere.example>"),
-        "554 5.7.1 relay access denied\r\n"
-    );
-    assert_eq!(
-        c.cmd("RCPT TO:<\"victim@elsewhere.example\"@example.com>"),
-        "501 5.1.3 malformed recipient address\r\n"
-    );
-    assert!(c.cmd("DATA").starts_with("503 5.5.1"));
-    assert!(c.cmd("QUIT").starts_with("221"));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(s.outside.txns().is_empty());
-}
-
-#[test]
 fn private_mail_and_its_thread_stay_off_the_archive() {
     let s = setup("");
     // alice writes to a customer and Bccs the private address.
@@ -374,26 +345,19 @@ fn smuggled_end_of_data_is_rejected_and_nothing_is_delivered() {
     assert!(s.team.txns().is_empty(), "{:?}", s.team.txns());
 }
 
+/// SPEC §5: a message over max_message_size is refused at the end of DATA with
+/// `552 5.3.4` and nothing of it is delivered. (SIZE=, the recipient limit, long lines,
+/// unknown commands and bad addresses are in tests/dialogs/.)
 #[test]
-fn size_and_recipient_limits_have_their_codes() {
+fn a_message_over_the_size_limit_is_552_5_3_4_and_not_delivered() {
     let s = setup("");
     let mut c = Client::connect(s.relay.port("mx"));
     c.read_reply();
     assert!(c.cmd("EHLO client.test").contains("SIZE 100000"));
     assert!(c
-        .cmd("MAIL FROM:<customer@shop.example> SIZE=200000")
-        .starts_with("552 5.3.4"));
-    assert!(c
         .cmd("MAIL FROM:<customer@shop.example>")
         .starts_with("250"));
-    for i in 0..5 {
-        assert!(c
-            .cmd(&format!("RCPT TO:<user{i}@example.com>"))
-            .starts_with("250"));
-    }
-    assert!(c
-        .cmd("RCPT TO:<user9@example.com>")
-        .starts_with("452 4.5.3"));
+    assert!(c.cmd("RCPT TO:<user0@example.com>").starts_with("250"));
     assert!(c.cmd("DATA").starts_with("354"));
     let big = "x".repeat(1000);
     for _ in 0..120 {
@@ -401,10 +365,6 @@ fn size_and_recipient_limits_have_their_codes() {
     }
     c.send(b".\r\n");
     assert!(c.read_reply().starts_with("552 5.3.4"));
-    let long = format!("NOOP {}", "y".repeat(600));
-    assert!(c.cmd(&long).starts_with("500 5.5.2"));
-    assert!(c.cmd("FOO").starts_with("502 5.5.1"));
-    assert!(c.cmd("MAIL FROM:<not an address>").starts_with("501"));
     std::thread::sleep(Duration::from_millis(300));
     assert!(s.team.txns().is_empty());
 }
