@@ -258,8 +258,8 @@ fn dialog_files() -> Vec<PathBuf> {
 #[test]
 fn every_dialog_file_holds() {
     let relay = Relay::start(&dialog_config());
-    let _team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     let files = dialog_files();
     assert!(files.len() >= AT_LEAST, "only {} dialogs", files.len());
     let mut failures = Vec::new();

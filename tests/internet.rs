@@ -13,8 +13,8 @@ const T: Duration = Duration::from_secs(20);
 
 fn setup() -> (Relay, Upstream, Upstream) {
     let relay = Relay::start(&base_config(""));
-    let team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     (relay, team, outside)
 }
 
@@ -160,7 +160,7 @@ fn send_raw(c: &mut Client, mail: &str, rcpt: &str, msg: &[u8]) {
 fn rfc3848_rfc6531_received_with_words() {
     let hash = passwd("pw");
     let relay = Relay::start(&maildir_config().replace("HASH", &hash));
-    let _outside = Upstream::start(relay.port("upout"), false);
+    let _outside = Upstream::smtp(relay.port("upout"));
 
     let mut c = ehlo(relay.port("mx"));
     let m = message(
@@ -243,10 +243,10 @@ address = "info@xn--bcher-kva.example"
 members = ["alice@example.com", "bob@example.com"]
 "#;
     let relay = Relay::start(&config);
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     // The second message carries SMTPUTF8: only a next hop offering it may take it (SPEC §6).
     team.script.lock().unwrap().smtputf8 = true;
-    let _outside = Upstream::start(relay.port("upout"), false);
+    let _outside = Upstream::smtp(relay.port("upout"));
     let mut c = ehlo(relay.port("mx"));
     // The A-label spelling of the configured U-label domain is internal...
     let m = message(

@@ -17,8 +17,8 @@ struct Setup {
 
 fn setup(extra_team: &str) -> Setup {
     let relay = Relay::start(&base_config(extra_team));
-    let team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     Setup {
         relay,
         team,
@@ -102,16 +102,14 @@ fn list_mail_is_expanded_with_list_headers_and_bounce_sender() {
         "l1@example.com",
         "",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "carol@example.com",
-            &["sales@example.com"],
-            &msg
-        )
-        .success
+    let txns = send_and_wait(
+        s.relay.port("mx"),
+        "carol@example.com",
+        &["sales@example.com"],
+        &msg,
+        &s.team,
+        1,
     );
-    let txns = s.team.wait(1, T);
     assert_eq!(txns.len(), 1);
     let mut rcpts = txns[0].rcpts.clone();
     rcpts.sort();
@@ -136,16 +134,14 @@ fn internal_mail_is_left_alone() {
         "int1@example.com",
         "",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "alice@example.com",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    let txns = send_and_wait(
+        s.relay.port("mx"),
+        "alice@example.com",
+        &["bob@example.com"],
+        &msg,
+        &s.team,
+        1,
     );
-    let txns = s.team.wait(1, T);
     std::thread::sleep(Duration::from_millis(300));
     let txns = if txns.len() == 1 { s.team.txns() } else { txns };
     assert_eq!(txns.len(), 1, "{txns:?}");
@@ -216,16 +212,14 @@ fn private_mail_and_its_thread_stay_off_the_archive() {
         "r1@shop.example",
         "In-Reply-To: <p1@example.com>\r\n",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "customer@shop.example",
-            &["alice@example.com"],
-            &reply
-        )
-        .success
+    let team = send_and_wait(
+        s.relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &reply,
+        &s.team,
+        1,
     );
-    let team = s.team.wait(1, T);
     std::thread::sleep(Duration::from_millis(500));
     let team = if team.len() == 1 { s.team.txns() } else { team };
     assert_eq!(team.len(), 1, "only the original: {team:?}");
@@ -255,16 +249,14 @@ fn never_archive_correspondents_are_not_copied() {
         "law1@lawfirm.example",
         "",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "lawyer@lawfirm.example",
-            &["alice@example.com"],
-            &msg
-        )
-        .success
+    send_and_wait(
+        s.relay.port("mx"),
+        "lawyer@lawfirm.example",
+        &["alice@example.com"],
+        &msg,
+        &s.team,
+        1,
     );
-    s.team.wait(1, T);
     std::thread::sleep(Duration::from_millis(300));
     let txns = s.team.txns();
     assert_eq!(txns.len(), 1);
@@ -280,26 +272,22 @@ fn one_message_in_two_transactions_gives_no_duplicate_copies() {
         "split1@shop.example",
         "",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "customer@shop.example",
-            &["alice@example.com"],
-            &msg
-        )
-        .success
+    send_and_wait(
+        s.relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg,
+        &s.team,
+        2,
     );
-    s.team.wait(2, T);
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "customer@shop.example",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    send_and_wait(
+        s.relay.port("mx"),
+        "customer@shop.example",
+        &["bob@example.com"],
+        &msg,
+        &s.team,
+        3,
     );
-    s.team.wait(3, T);
     std::thread::sleep(Duration::from_millis(500));
     let mut counts = std::collections::HashMap::new();
     for (r, _) in s.team.by_rcpt() {
@@ -425,16 +413,18 @@ fn junk_input_then_a_good_session() {
         "junk1@shop.example",
         "",
     );
-    assert!(
-        send_py(
+    assert_eq!(
+        send_and_wait(
             s.relay.port("mx"),
             "customer@shop.example",
             &["alice@example.com"],
-            &msg
+            &msg,
+            &s.team,
+            2
         )
-        .success
+        .len(),
+        2
     );
-    assert_eq!(s.team.wait(2, T).len(), 2);
 }
 
 #[test]
@@ -447,14 +437,11 @@ fn a_451_is_retried_until_delivered() {
         "retry1@example.com",
         "",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "alice@example.com",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    send_ok(
+        s.relay.port("mx"),
+        "alice@example.com",
+        &["bob@example.com"],
+        &msg,
     );
     let txns = s.team.wait(1, Duration::from_secs(30));
     assert_eq!(txns.len(), 1, "{}", s.relay.log());
@@ -476,15 +463,14 @@ fn a_message_acknowledged_before_kill_9_is_delivered_after_restart() {
         "crash1@shop.example",
         "",
     );
-    let r = send_py(
+    send_ok(
         relay.port("mx"),
         "customer@shop.example",
         &["alice@example.com"],
         &msg,
     );
-    assert!(r.success, "{r:?}");
     relay.kill9();
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     relay.spawn();
     let txns = team.wait(2, Duration::from_secs(30));
     assert_eq!(txns.len(), 2, "{}", relay.log());
@@ -520,14 +506,11 @@ fn maildir_delivery_lands_in_each_mailbox() {
         "md1@shop.example",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "customer@shop.example",
-            &["alice@example.com"],
-            &msg
-        )
-        .success
+    send_ok(
+        relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg,
     );
     // Relative to the config file's folder.
     let root = relay.dir.path().join("mail");
