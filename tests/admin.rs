@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -13,18 +12,8 @@ use common::*;
 const T: Duration = Duration::from_secs(20);
 
 fn queue(relay: &Relay, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
-        .arg("queue")
-        .arg("--config")
-        .arg(&relay.config)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    let config = relay.config.to_str().unwrap();
+    teamrelay(&[&["queue", "--config", config], args].concat())
 }
 
 fn config_with_admin() -> String {
@@ -44,14 +33,11 @@ fn queue_commands_work_against_a_running_server() {
         "q1@shop.example",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "customer@shop.example",
-            &["alice@example.com"],
-            &msg
-        )
-        .success
+    send_ok(
+        relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg,
     );
     assert!(
         wait_for(T, || relay.log().contains("deferred")),
@@ -83,7 +69,7 @@ fn queue_commands_work_against_a_running_server() {
     );
 
     // Bring the team upstream up and retry now instead of waiting.
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     let (code, out, _) = queue(&relay, &["retry", &id]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(team.wait(2, T).len(), 2, "{}", relay.log());
@@ -105,14 +91,11 @@ fn queue_delete_works_without_a_server() {
         "q2@shop.example",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "customer@shop.example",
-            &["alice@example.com"],
-            &msg
-        )
-        .success
+    send_ok(
+        relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg,
     );
     assert_eq!(relay.terminate(), Some(0));
     let (code, out, err) = queue(&relay, &["list"]);
@@ -145,8 +128,8 @@ fn metric(text: &str, name_and_labels: &str) -> f64 {
 #[test]
 fn metrics_count_what_was_sent() {
     let relay = Relay::start(&config_with_admin());
-    let team = Upstream::start(relay.port("upteam"), false);
-    let _outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let _outside = Upstream::smtp(relay.port("upout"));
     for i in 0..3 {
         let msg = message(
             "customer@shop.example",
@@ -154,14 +137,11 @@ fn metrics_count_what_was_sent() {
             &format!("m{i}@shop.example"),
             "",
         );
-        assert!(
-            send_py(
-                relay.port("mx"),
-                "customer@shop.example",
-                &["alice@example.com"],
-                &msg
-            )
-            .success
+        send_ok(
+            relay.port("mx"),
+            "customer@shop.example",
+            &["alice@example.com"],
+            &msg,
         );
     }
     let refused = send_py(

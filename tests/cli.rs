@@ -3,19 +3,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-fn teamrelay(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
+use common::teamrelay;
 
 fn sample() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

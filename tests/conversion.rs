@@ -50,10 +50,10 @@ fn utf8_message() -> Vec<u8> {
 #[test]
 fn rfc6531_smtputf8_message_to_a_next_hop_without_smtputf8_bounces_with_5_6_7() {
     let relay = Relay::start(&base_config(""));
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     team.script.lock().unwrap().smtputf8 = true;
     // The fake offers 8BITMIME but not SMTPUTF8 (Postfix's smtp-sink without it).
-    let outside = Upstream::start(relay.port("upout"), false);
+    let outside = Upstream::smtp(relay.port("upout"));
 
     let reply = send_raw(
         relay.port("relay"),
@@ -77,8 +77,8 @@ fn rfc6531_smtputf8_message_to_a_next_hop_without_smtputf8_bounces_with_5_6_7() 
 #[test]
 fn rfc6152_8bit_body_to_a_next_hop_without_8bitmime_bounces_with_5_6_3() {
     let relay = Relay::start(&base_config(""));
-    let team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     outside.script.lock().unwrap().no_8bitmime = true;
 
     // No BODY=8BITMIME declared: the bytes decide, not the declaration.
@@ -102,8 +102,8 @@ fn rfc6152_8bit_body_to_a_next_hop_without_8bitmime_bounces_with_5_6_3() {
 #[test]
 fn rfc6152_7bit_message_goes_to_a_7bit_next_hop() {
     let relay = Relay::start(&base_config(""));
-    let _team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     outside.script.lock().unwrap().no_8bitmime = true;
     let msg = message(
         "alice@example.com",
@@ -126,8 +126,8 @@ fn rfc6152_7bit_message_goes_to_a_7bit_next_hop() {
 #[test]
 fn rfc6531_next_hop_offering_smtputf8_and_8bitmime_gets_the_message_unchanged() {
     let relay = Relay::start(&base_config(""));
-    let _team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     outside.script.lock().unwrap().smtputf8 = true;
 
     let body = utf8_message();
@@ -160,9 +160,9 @@ fn rfc6152_lmtp_next_hop_without_8bitmime_bounces_with_5_6_3() {
         "team = \"lmtp://127.0.0.1:{port:upteam}\"",
     );
     let relay = Relay::start(&config);
-    let team = Upstream::start(relay.port("upteam"), true);
+    let team = Upstream::lmtp(relay.port("upteam"));
     team.script.lock().unwrap().no_8bitmime = true;
-    let outside = Upstream::start(relay.port("upout"), false);
+    let outside = Upstream::smtp(relay.port("upout"));
 
     let body = "From: customer@shop.example\r\nTo: alice@example.com\r\nSubject: Grüße\r\n\
                 Message-ID: <lmtp8@shop.example>\r\n\r\nÄrger mit der Rechnung.\r\n";

@@ -72,7 +72,7 @@ fn next(seed: &mut u64) -> u64 {
 #[test]
 fn fifty_kill_9_restarts_lose_no_acknowledged_message() {
     let mut relay = Relay::start(&base_config(""));
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     let port = relay.port("mx");
     let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));

@@ -23,8 +23,8 @@ fn with_team_url(url: &str, max_queue_time: &str) -> String {
 #[test]
 fn lmtp_refusing_one_recipient_of_two_bounces_only_that_one() {
     let relay = Relay::start(&with_team_url("lmtp://127.0.0.1:{port:upteam}", "1h"));
-    let team = Upstream::start(relay.port("upteam"), true);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::lmtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     team.script.lock().unwrap().lmtp_reply.insert(
         "bob@example.com".into(),
         "550 5.2.1 mailbox disabled".into(),
@@ -35,14 +35,14 @@ fn lmtp_refusing_one_recipient_of_two_bounces_only_that_one() {
         "lmtp1@example.com",
         "",
     );
-    let r = send_py(
+    let got = send_and_wait(
         relay.port("relay"),
         "alice@example.com",
         &["bob@example.com", "carol@example.com"],
         &msg,
+        &team,
+        1,
     );
-    assert!(r.success, "{r:?}");
-    let got = team.wait(1, T);
     assert_eq!(got[0].rcpts, ["carol@example.com"]);
     // The DSN goes back to alice (a team address, so through the team route).
     let all = team.wait(2, T);
@@ -76,8 +76,8 @@ fn lmtp_refusing_one_recipient_of_two_bounces_only_that_one() {
 #[test]
 fn smtp_550_for_one_recipient_does_not_hold_back_the_others() {
     let relay = Relay::start(&base_config(""));
-    let team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     outside
         .script
         .lock()
@@ -90,14 +90,14 @@ fn smtp_550_for_one_recipient_does_not_hold_back_the_others() {
         "smtp550@example.com",
         "",
     );
-    let r = send_py(
+    let out = send_and_wait(
         relay.port("relay"),
         "alice@example.com",
         &["gone@shop.example", "here@shop.example"],
         &msg,
+        &outside,
+        1,
     );
-    assert!(r.success, "{r:?}");
-    let out = outside.wait(1, T);
     assert_eq!(out[0].rcpts, ["here@shop.example"]);
     // Team upstream: the archive copy and the DSN to alice.
     let got = team.wait(2, T);
@@ -112,8 +112,8 @@ fn smtp_550_for_one_recipient_does_not_hold_back_the_others() {
 #[test]
 fn failures_of_list_deliveries_are_not_bounced_to_the_customer() {
     let relay = Relay::start(&base_config(""));
-    let team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     team.script
         .lock()
         .unwrap()
@@ -125,16 +125,14 @@ fn failures_of_list_deliveries_are_not_bounced_to_the_customer() {
         "full1@shop.example",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "customer@shop.example",
-            &["sales@example.com"],
-            &msg
-        )
-        .success
+    send_and_wait(
+        relay.port("mx"),
+        "customer@shop.example",
+        &["sales@example.com"],
+        &msg,
+        &team,
+        2,
     );
-    team.wait(2, T);
     assert!(
         wait_for(T, || relay.log().contains("failure not bounced")),
         "{}",
@@ -153,21 +151,18 @@ fn failures_of_list_deliveries_are_not_bounced_to_the_customer() {
 fn a_message_past_max_queue_time_bounces_once() {
     // The team upstream never answers (nothing listens), so delivery keeps failing.
     let relay = Relay::start(&with_team_url("smtp://127.0.0.1:{port:updown}", "2s"));
-    let outside = Upstream::start(relay.port("upout"), false);
+    let outside = Upstream::smtp(relay.port("upout"));
     let msg = message(
         "customer@shop.example",
         "alice@example.com",
         "exp1@shop.example",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "customer@shop.example",
-            &["alice@example.com"],
-            &msg
-        )
-        .success
+    send_ok(
+        relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg,
     );
     let dsn = outside.wait(1, Duration::from_secs(30));
     assert_eq!(dsn.len(), 1, "{}", relay.log());
@@ -205,11 +200,11 @@ fn smtp_starttls_route_verifies_the_certificate_and_authenticates() {
         "smtp+starttls://localhost:{port:upteam}",
         r#"{ username = "relay@example.com", password_file = "{certs}/team.pass", ca_file = "{certs}/ca.pem" }"#,
     );
-    let team = Upstream::start_tls(
+    let team = Upstream::with(
         relay.port("upteam"),
-        false,
-        UpTls::StartTls(server_tls(certs.path())),
-        true,
+        UpOptions::smtp()
+            .tls(UpTls::StartTls(server_tls(certs.path())))
+            .offering_auth(),
     );
     let msg = message(
         "alice@example.com",
@@ -217,16 +212,14 @@ fn smtp_starttls_route_verifies_the_certificate_and_authenticates() {
         "tls1@example.com",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "alice@example.com",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    let txns = send_and_wait(
+        relay.port("mx"),
+        "alice@example.com",
+        &["bob@example.com"],
+        &msg,
+        &team,
+        1,
     );
-    let txns = team.wait(1, T);
     assert_eq!(txns.len(), 1, "{}", relay.log());
     assert!(txns[0].tls, "delivered over TLS");
     assert_eq!(txns[0].auth.as_deref(), Some("relay@example.com:hunter2"));
@@ -242,11 +235,9 @@ fn smtps_route_delivers_over_implicit_tls() {
         "smtps://localhost:{port:upteam}",
         r#"{ ca_file = "{certs}/ca.pem" }"#,
     );
-    let team = Upstream::start_tls(
+    let team = Upstream::with(
         relay.port("upteam"),
-        false,
-        UpTls::Implicit(server_tls(certs.path())),
-        false,
+        UpOptions::smtp().tls(UpTls::Implicit(server_tls(certs.path()))),
     );
     let msg = message(
         "alice@example.com",
@@ -254,16 +245,14 @@ fn smtps_route_delivers_over_implicit_tls() {
         "tls2@example.com",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "alice@example.com",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    let txns = send_and_wait(
+        relay.port("mx"),
+        "alice@example.com",
+        &["bob@example.com"],
+        &msg,
+        &team,
+        1,
     );
-    let txns = team.wait(1, T);
     assert_eq!(txns.len(), 1, "{}", relay.log());
     assert!(txns[0].tls);
 }
@@ -272,21 +261,18 @@ fn smtps_route_delivers_over_implicit_tls() {
 fn required_tls_is_never_skipped() {
     // smtp+starttls:// to a server that does not offer STARTTLS: deferred, not sent in clear.
     let (relay, _certs) = tls_route("smtp+starttls://localhost:{port:upteam}", "{}");
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     let msg = message(
         "alice@example.com",
         "bob@example.com",
         "tls3@example.com",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "alice@example.com",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    send_ok(
+        relay.port("mx"),
+        "alice@example.com",
+        &["bob@example.com"],
+        &msg,
     );
     assert!(
         wait_for(T, || relay
@@ -302,11 +288,9 @@ fn required_tls_is_never_skipped() {
 fn untrusted_certificate_on_a_verified_route_is_a_temporary_failure() {
     // smtps:// verified against the system roots, which do not know the test CA.
     let (relay, certs) = tls_route("smtps://localhost:{port:upteam}", "{}");
-    let team = Upstream::start_tls(
+    let team = Upstream::with(
         relay.port("upteam"),
-        false,
-        UpTls::Implicit(server_tls(certs.path())),
-        false,
+        UpOptions::smtp().tls(UpTls::Implicit(server_tls(certs.path()))),
     );
     let msg = message(
         "alice@example.com",
@@ -314,14 +298,11 @@ fn untrusted_certificate_on_a_verified_route_is_a_temporary_failure() {
         "tls4@example.com",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "alice@example.com",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    send_ok(
+        relay.port("mx"),
+        "alice@example.com",
+        &["bob@example.com"],
+        &msg,
     );
     assert!(
         wait_for(T, || relay.log().contains("deferred")),
@@ -335,11 +316,9 @@ fn untrusted_certificate_on_a_verified_route_is_a_temporary_failure() {
 #[test]
 fn plain_smtp_route_uses_starttls_when_offered_without_checking_the_certificate() {
     let (relay, certs) = tls_route("smtp://localhost:{port:upteam}", "{}");
-    let team = Upstream::start_tls(
+    let team = Upstream::with(
         relay.port("upteam"),
-        false,
-        UpTls::StartTls(server_tls(certs.path())),
-        false,
+        UpOptions::smtp().tls(UpTls::StartTls(server_tls(certs.path()))),
     );
     let msg = message(
         "alice@example.com",
@@ -347,16 +326,14 @@ fn plain_smtp_route_uses_starttls_when_offered_without_checking_the_certificate(
         "tls5@example.com",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "alice@example.com",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    let txns = send_and_wait(
+        relay.port("mx"),
+        "alice@example.com",
+        &["bob@example.com"],
+        &msg,
+        &team,
+        1,
     );
-    let txns = team.wait(1, T);
     assert_eq!(txns.len(), 1, "{}", relay.log());
     assert!(txns[0].tls, "opportunistic STARTTLS was used");
 }

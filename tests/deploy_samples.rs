@@ -3,25 +3,17 @@
 //! `lists.postfix-dovecot.toml` (every address teamrelay answers for is one Postfix
 //! accepts, and the ports meet), so the recipe cannot drift from the config.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
 
 fn check(file: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
-        .args(["check", "--config"])
-        .arg(file)
-        .output()
-        .expect("run teamrelay check");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::teamrelay(&["check".as_ref(), "--config".as_ref(), file.as_os_str()])
 }
 
 #[test]

@@ -49,8 +49,8 @@ addresses = ["alice@example.com"]
     let relay = Relay::start(&config);
     // Keep the CA where the python client can find it for the relay's lifetime.
     std::fs::copy(certs.path().join("ca.pem"), relay.dir.path().join("ca.pem")).unwrap();
-    let team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     (relay, team, outside)
 }
 
@@ -278,7 +278,7 @@ fn connections_past_the_per_ip_limit_get_421() {
 #[test]
 fn sighup_reloads_a_good_file_and_keeps_the_old_one_on_a_bad_file() {
     let relay = Relay::start(&base_config(""));
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     let mut c = Client::connect(relay.port("mx"));
     c.read_reply();
     c.cmd("EHLO x");
@@ -335,7 +335,7 @@ fn sigterm_during_a_transaction_loses_nothing_acknowledged() {
     let code = relay.terminate();
     assert_eq!(code, Some(0), "{}", relay.log());
     // Whatever was acknowledged is delivered after a restart.
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     relay.spawn();
     if reply.starts_with("250") {
         let txns = team.wait(2, T);

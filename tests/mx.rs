@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::dns::FakeDns;
@@ -44,18 +43,10 @@ fn dsns(team: &Upstream) -> Vec<Txn> {
 }
 
 fn queue_list(relay: &Relay) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
-        .args(["queue", "--config"])
-        .arg(&relay.config)
-        .arg("list")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    let config = relay.config.to_str().unwrap();
+    let (code, out, err) = teamrelay(&["queue", "--config", config, "list"]);
+    assert_eq!(code, 0, "{err}");
+    out
 }
 
 #[test]
@@ -82,7 +73,7 @@ fn rfc5321_mx_preference_fallback_to_the_next_host() {
     );
     let mx4 = Upstream::start_mx(&good);
     let relay = start(&dns);
-    let _team = Upstream::start(relay.port("upteam"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
 
     send(&relay, &["bob@shop.example"], "pref@example.com");
     let got = mx4.wait(1, T);
@@ -116,7 +107,7 @@ fn rfc5321_implicit_mx_delivers_to_the_domains_own_address() {
     dns.addr("plain.example", &ip);
     let host = Upstream::start_mx(&ip);
     let relay = start(&dns);
-    let _team = Upstream::start(relay.port("upteam"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
 
     send(&relay, &["carol@plain.example"], "implicit@example.com");
     let got = host.wait(1, T);
@@ -139,7 +130,7 @@ fn rfc5321_each_address_of_a_host_in_turn_ipv4_then_ipv6() {
         .addr("mx.dual.example", "::1");
     let host = Upstream::start_mx("::1");
     let relay = start(&dns);
-    let _team = Upstream::start(relay.port("upteam"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
 
     send(&relay, &["dan@dual.example"], "v6@example.com");
     let got = host.wait(1, T);
@@ -161,7 +152,7 @@ fn rfc7505_null_mx_bounces_with_5_1_10() {
     let dns = FakeDns::start();
     dns.mx("nomail.example", 0, ".");
     let relay = start(&dns);
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
 
     send(&relay, &["someone@nomail.example"], "null@example.com");
     assert!(wait_for(T, || !dsns(&team).is_empty()), "{}", relay.log());
@@ -181,7 +172,7 @@ fn rfc5321_nxdomain_bounces_with_5_1_2() {
     let dns = FakeDns::start();
     // The fake answers NXDOMAIN for every name it has no entry for.
     let relay = start(&dns);
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
 
     send(&relay, &["someone@gone.example"], "nx@example.com");
     assert!(wait_for(T, || !dsns(&team).is_empty()), "{}", relay.log());
@@ -198,7 +189,7 @@ fn rfc5321_servfail_is_temporary_and_stays_queued_without_dsn() {
     let dns = FakeDns::start();
     dns.servfail("flaky.example");
     let relay = start(&dns);
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
 
     send(&relay, &["someone@flaky.example"], "servfail@example.com");
     // Two tries (retry is 1s): still deferred, never bounced.
@@ -231,7 +222,7 @@ fn rfc5321_one_transaction_per_recipient_domain() {
     let one = Upstream::start_mx(&ip1);
     let two = Upstream::start_mx(&ip2);
     let relay = start(&dns);
-    let _team = Upstream::start(relay.port("upteam"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
 
     send(
         &relay,
@@ -260,7 +251,7 @@ fn rfc5321_two_domains_on_one_mx_host_two_transactions_one_connection() {
         .addr("mx.provider.example", &ip);
     let host = Upstream::start_mx(&ip);
     let relay = start(&dns);
-    let _team = Upstream::start(relay.port("upteam"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
 
     send(
         &relay,
@@ -289,15 +280,13 @@ fn rfc3207_mx_host_offering_starttls_gets_the_mail_over_tls() {
     make_certs(certs.path());
     // A certificate for "localhost", not for mx.tls.example: opportunistic TLS as on
     // smtp:// does not check it (Postfix's `may`).
-    let host = Upstream::start_on(
+    let host = Upstream::on(
         &ip,
         25,
-        false,
-        UpTls::StartTls(server_tls(certs.path())),
-        false,
+        UpOptions::smtp().tls(UpTls::StartTls(server_tls(certs.path()))),
     );
     let relay = start(&dns);
-    let _team = Upstream::start(relay.port("upteam"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
 
     send(&relay, &["z@tls.example"], "tls@example.com");
     let got = host.wait(1, T);
@@ -318,7 +307,7 @@ fn rfc6152_mx_host_without_8bitmime_bounces_with_5_6_3() {
     let host = Upstream::start_mx(&ip);
     host.script.lock().unwrap().no_8bitmime = true;
     let relay = start(&dns);
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
 
     let msg = "From: alice@example.com\r\nTo: eve@old.example\r\nSubject: Preis\r\n\
                Message-ID: <mx8@example.com>\r\n\r\nDer Preis ist 10 \u{20ac}.\r\n";
@@ -349,13 +338,8 @@ fn rfc6152_mx_host_without_8bitmime_bounces_with_5_6_3() {
 fn check_shows_outside_mx_and_the_resolver() {
     let dns = FakeDns::start();
     let relay = start(&dns);
-    let out = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
-        .args(["check", "--config"])
-        .arg(&relay.config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (code, text, err) = teamrelay(&["check", "--config", relay.config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}{err}");
     assert!(text.contains("outside mail → mx"), "{text}");
     assert!(
         text.contains(&format!("MX lookups   → {}", dns.address())),

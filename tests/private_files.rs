@@ -47,14 +47,11 @@ fn spec6_spool_and_maildir_are_owner_only_with_lf_line_endings() {
         "pf1@shop.example",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "customer@shop.example",
-            &["alice@example.com"],
-            &inbound
-        )
-        .success
+    send_ok(
+        relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &inbound,
     );
     let outbound = message(
         "alice@example.com",
@@ -62,14 +59,11 @@ fn spec6_spool_and_maildir_are_owner_only_with_lf_line_endings() {
         "pf2@example.com",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("relay"),
-            "alice@example.com",
-            &["customer@shop.example"],
-            &outbound
-        )
-        .success
+    send_ok(
+        relay.port("relay"),
+        "alice@example.com",
+        &["customer@shop.example"],
+        &outbound,
     );
 
     let mail = relay.dir.path().join("mail");

@@ -17,8 +17,8 @@ struct Setup {
 
 fn setup(extra_team: &str) -> Setup {
     let relay = Relay::start(&base_config(extra_team));
-    let team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     Setup {
         relay,
         team,
@@ -102,16 +102,14 @@ fn list_mail_is_expanded_with_list_headers_and_bounce_sender() {
         "l1@example.com",
         "",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "carol@example.com",
-            &["sales@example.com"],
-            &msg
-        )
-        .success
+    let txns = send_and_wait(
+        s.relay.port("mx"),
+        "carol@example.com",
+        &["sales@example.com"],
+        &msg,
+        &s.team,
+        1,
     );
-    let txns = s.team.wait(1, T);
     assert_eq!(txns.len(), 1);
     let mut rcpts = txns[0].rcpts.clone();
     rcpts.sort();
@@ -136,16 +134,14 @@ fn internal_mail_is_left_alone() {
         "int1@example.com",
         "",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "alice@example.com",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    let txns = send_and_wait(
+        s.relay.port("mx"),
+        "alice@example.com",
+        &["bob@example.com"],
+        &msg,
+        &s.team,
+        1,
     );
-    let txns = s.team.wait(1, T);
     std::thread::sleep(Duration::from_millis(300));
     let txns = if txns.len() == 1 { s.team.txns() } else { txns };
     assert_eq!(txns.len(), 1, "{txns:?}");
@@ -191,35 +187,6 @@ fn outbound_mail_through_the_relay_listener_is_archived_as_outbound() {
 }
 
 #[test]
-fn mx_listener_is_not_an_open_relay() {
-    let s = setup("");
-    let mut c = Client::connect(s.relay.port("mx"));
-    assert!(c.read_reply().starts_with("220 relay.test ESMTP teamrelay"));
-    assert!(c.cmd("EHLO client.test").starts_with("250-relay.test"));
-    assert!(c.cmd("MAIL FROM:<spammer@evil.example>").starts_with("250"));
-    assert_eq!(
-        c.cmd("RCPT TO:<victim@elsewhere.example>"),
-        "554 5.7.1 relay access denied\r\n"
-    );
-    assert_eq!(
-        c.cmd("RCPT TO:<user%elsewhere.example@example.com>"),
-        "501 5.1.3 malformed recipient address\r\n"
-    );
-    assert_eq!(
-        c.cmd("RCPT TO:<@example.com:victim@elsewhere.example>"),
-        "554 5.7.1 relay access denied\r\n"
-    );
-    assert_eq!(
-        c.cmd("RCPT TO:<\"victim@elsewhere.example\"@example.com>"),
-        "501 5.1.3 malformed recipient address\r\n"
-    );
-    assert!(c.cmd("DATA").starts_with("503 5.5.1"));
-    assert!(c.cmd("QUIT").starts_with("221"));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(s.outside.txns().is_empty());
-}
-
-#[test]
 fn private_mail_and_its_thread_stay_off_the_archive() {
     let s = setup("");
     // alice writes to a customer and Bccs the private address.
@@ -245,16 +212,14 @@ fn private_mail_and_its_thread_stay_off_the_archive() {
         "r1@shop.example",
         "In-Reply-To: <p1@example.com>\r\n",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "customer@shop.example",
-            &["alice@example.com"],
-            &reply
-        )
-        .success
+    let team = send_and_wait(
+        s.relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &reply,
+        &s.team,
+        1,
     );
-    let team = s.team.wait(1, T);
     std::thread::sleep(Duration::from_millis(500));
     let team = if team.len() == 1 { s.team.txns() } else { team };
     assert_eq!(team.len(), 1, "only the original: {team:?}");
@@ -284,16 +249,14 @@ fn never_archive_correspondents_are_not_copied() {
         "law1@lawfirm.example",
         "",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "lawyer@lawfirm.example",
-            &["alice@example.com"],
-            &msg
-        )
-        .success
+    send_and_wait(
+        s.relay.port("mx"),
+        "lawyer@lawfirm.example",
+        &["alice@example.com"],
+        &msg,
+        &s.team,
+        1,
     );
-    s.team.wait(1, T);
     std::thread::sleep(Duration::from_millis(300));
     let txns = s.team.txns();
     assert_eq!(txns.len(), 1);
@@ -309,26 +272,22 @@ fn one_message_in_two_transactions_gives_no_duplicate_copies() {
         "split1@shop.example",
         "",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "customer@shop.example",
-            &["alice@example.com"],
-            &msg
-        )
-        .success
+    send_and_wait(
+        s.relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg,
+        &s.team,
+        2,
     );
-    s.team.wait(2, T);
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "customer@shop.example",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    send_and_wait(
+        s.relay.port("mx"),
+        "customer@shop.example",
+        &["bob@example.com"],
+        &msg,
+        &s.team,
+        3,
     );
-    s.team.wait(3, T);
     std::thread::sleep(Duration::from_millis(500));
     let mut counts = std::collections::HashMap::new();
     for (r, _) in s.team.by_rcpt() {
@@ -374,26 +333,19 @@ fn smuggled_end_of_data_is_rejected_and_nothing_is_delivered() {
     assert!(s.team.txns().is_empty(), "{:?}", s.team.txns());
 }
 
+/// SPEC §5: a message over max_message_size is refused at the end of DATA with
+/// `552 5.3.4` and nothing of it is delivered. (SIZE=, the recipient limit, long lines,
+/// unknown commands and bad addresses are in tests/dialogs/.)
 #[test]
-fn size_and_recipient_limits_have_their_codes() {
+fn a_message_over_the_size_limit_is_552_5_3_4_and_not_delivered() {
     let s = setup("");
     let mut c = Client::connect(s.relay.port("mx"));
     c.read_reply();
     assert!(c.cmd("EHLO client.test").contains("SIZE 100000"));
     assert!(c
-        .cmd("MAIL FROM:<customer@shop.example> SIZE=200000")
-        .starts_with("552 5.3.4"));
-    assert!(c
         .cmd("MAIL FROM:<customer@shop.example>")
         .starts_with("250"));
-    for i in 0..5 {
-        assert!(c
-            .cmd(&format!("RCPT TO:<user{i}@example.com>"))
-            .starts_with("250"));
-    }
-    assert!(c
-        .cmd("RCPT TO:<user9@example.com>")
-        .starts_with("452 4.5.3"));
+    assert!(c.cmd("RCPT TO:<user0@example.com>").starts_with("250"));
     assert!(c.cmd("DATA").starts_with("354"));
     let big = "x".repeat(1000);
     for _ in 0..120 {
@@ -401,10 +353,6 @@ fn size_and_recipient_limits_have_their_codes() {
     }
     c.send(b".\r\n");
     assert!(c.read_reply().starts_with("552 5.3.4"));
-    let long = format!("NOOP {}", "y".repeat(600));
-    assert!(c.cmd(&long).starts_with("500 5.5.2"));
-    assert!(c.cmd("FOO").starts_with("502 5.5.1"));
-    assert!(c.cmd("MAIL FROM:<not an address>").starts_with("501"));
     std::thread::sleep(Duration::from_millis(300));
     assert!(s.team.txns().is_empty());
 }
@@ -465,16 +413,18 @@ fn junk_input_then_a_good_session() {
         "junk1@shop.example",
         "",
     );
-    assert!(
-        send_py(
+    assert_eq!(
+        send_and_wait(
             s.relay.port("mx"),
             "customer@shop.example",
             &["alice@example.com"],
-            &msg
+            &msg,
+            &s.team,
+            2
         )
-        .success
+        .len(),
+        2
     );
-    assert_eq!(s.team.wait(2, T).len(), 2);
 }
 
 #[test]
@@ -487,14 +437,11 @@ fn a_451_is_retried_until_delivered() {
         "retry1@example.com",
         "",
     );
-    assert!(
-        send_py(
-            s.relay.port("mx"),
-            "alice@example.com",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    send_ok(
+        s.relay.port("mx"),
+        "alice@example.com",
+        &["bob@example.com"],
+        &msg,
     );
     let txns = s.team.wait(1, Duration::from_secs(30));
     assert_eq!(txns.len(), 1, "{}", s.relay.log());
@@ -516,15 +463,14 @@ fn a_message_acknowledged_before_kill_9_is_delivered_after_restart() {
         "crash1@shop.example",
         "",
     );
-    let r = send_py(
+    send_ok(
         relay.port("mx"),
         "customer@shop.example",
         &["alice@example.com"],
         &msg,
     );
-    assert!(r.success, "{r:?}");
     relay.kill9();
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     relay.spawn();
     let txns = team.wait(2, Duration::from_secs(30));
     assert_eq!(txns.len(), 2, "{}", relay.log());
@@ -560,14 +506,11 @@ fn maildir_delivery_lands_in_each_mailbox() {
         "md1@shop.example",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "customer@shop.example",
-            &["alice@example.com"],
-            &msg
-        )
-        .success
+    send_ok(
+        relay.port("mx"),
+        "customer@shop.example",
+        &["alice@example.com"],
+        &msg,
     );
     // Relative to the config file's folder.
     let root = relay.dir.path().join("mail");

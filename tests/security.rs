@@ -13,8 +13,8 @@ const T: Duration = Duration::from_secs(20);
 
 fn setup() -> (Relay, Upstream, Upstream) {
     let relay = Relay::start(&base_config(""));
-    let team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     (relay, team, outside)
 }
 
@@ -73,16 +73,14 @@ fn open_relay_table() {
     assert!(accepted.is_empty(), "{accepted:?}");
     // And the one trick that is a valid team address goes only to the team route.
     let msg = b"Subject: x\r\n\r\nx\r\n";
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "attacker@evil.example",
-            &["postmaster"],
-            msg
-        )
-        .success
+    send_and_wait(
+        relay.port("mx"),
+        "attacker@evil.example",
+        &["postmaster"],
+        msg,
+        &team,
+        1,
     );
-    team.wait(1, T);
     std::thread::sleep(Duration::from_millis(300));
     assert!(outside.txns().is_empty(), "{:?}", outside.txns());
 }
@@ -161,7 +159,7 @@ fn commands_pipelined_before_the_greeting_are_discarded() {
 fn slowloris_is_timed_out_and_others_are_served() {
     let config = base_config("").replace("idle_timeout = \"5s\"", "idle_timeout = \"2s\"");
     let relay = Relay::start(&config);
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     let mut slow = Client::connect(relay.port("mx"));
     slow.read_reply();
     // One byte a second: each read is quick, but the line takes 11 s in all. Only a
@@ -185,16 +183,18 @@ fn slowloris_is_timed_out_and_others_are_served() {
         "slow1@shop.example",
         "",
     );
-    assert!(
-        send_py(
+    assert_eq!(
+        send_and_wait(
             relay.port("mx"),
             "customer@shop.example",
             &["alice@example.com"],
-            &msg
+            &msg,
+            &team,
+            2
         )
-        .success
+        .len(),
+        2
     );
-    assert_eq!(team.wait(2, T).len(), 2);
 }
 
 #[test]
@@ -271,16 +271,18 @@ fn a_100_mib_message_is_refused_and_the_relay_keeps_serving() {
         "big2@shop.example",
         "",
     );
-    assert!(
-        send_py(
+    assert_eq!(
+        send_and_wait(
             relay.port("mx"),
             "customer@shop.example",
             &["alice@example.com"],
-            &msg
+            &msg,
+            &team,
+            2
         )
-        .success
+        .len(),
+        2
     );
-    assert_eq!(team.wait(2, T).len(), 2);
 }
 
 /// Breaks the fake upstream in one way.
@@ -327,8 +329,8 @@ fn upstream_faults_are_retried_or_bounced() {
     ];
     for (name, fault, temporary) in cases {
         let relay = Relay::start(&base_config(""));
-        let team = Upstream::start(relay.port("upteam"), false);
-        let outside = Upstream::start(relay.port("upout"), false);
+        let team = Upstream::smtp(relay.port("upteam"));
+        let outside = Upstream::smtp(relay.port("upout"));
         fault(&mut team.script.lock().unwrap());
         let msg = message(
             "customer@shop.example",
@@ -385,7 +387,7 @@ fn upstream_faults_are_retried_or_bounced() {
 fn a_stalled_upstream_times_out_and_is_retried() {
     let config = base_config("").replace("retry = [\"1s\"]", "retry = [\"1s\"]\ntimeout = \"2s\"");
     let relay = Relay::start(&config);
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     team.script.lock().unwrap().stall_after_data = true;
     let msg = message(
         "alice@example.com",
@@ -393,14 +395,11 @@ fn a_stalled_upstream_times_out_and_is_retried() {
         "stall@example.com",
         "",
     );
-    assert!(
-        send_py(
-            relay.port("mx"),
-            "alice@example.com",
-            &["bob@example.com"],
-            &msg
-        )
-        .success
+    send_ok(
+        relay.port("mx"),
+        "alice@example.com",
+        &["bob@example.com"],
+        &msg,
     );
     assert!(
         wait_for(T, || relay.log().contains("no reply")),
@@ -415,7 +414,7 @@ fn a_stalled_upstream_times_out_and_is_retried() {
 fn lmtp_partial_answers_retry_452_and_bounce_550() {
     let config = base_config("").replace("team = \"smtp://", "team = \"lmtp://");
     let relay = Relay::start(&config);
-    let team = Upstream::start(relay.port("upteam"), true);
+    let team = Upstream::lmtp(relay.port("upteam"));
     {
         let mut s = team.script.lock().unwrap();
         s.lmtp_reply

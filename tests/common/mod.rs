@@ -221,6 +221,27 @@ except Exception as e:
     }
 }
 
+/// Sends one message with [`send_py`] and fails the test, with smtplib's words, unless
+/// the relay accepted it for every recipient.
+pub fn send_ok(port: u16, from: &str, to: &[&str], message: &[u8]) {
+    let r = send_py(port, from, to, message);
+    assert!(r.success, "sending {from} → {to:?} on port {port}: {r:?}");
+}
+
+/// [`send_ok`], then waits (up to 20 s) until `upstream` holds at least `n` transactions;
+/// returns them all. The caller asserts on what arrived.
+pub fn send_and_wait(
+    port: u16,
+    from: &str,
+    to: &[&str],
+    message: &[u8],
+    upstream: &Upstream,
+    n: usize,
+) -> Vec<Txn> {
+    send_ok(port, from, to, message);
+    upstream.wait(n, Duration::from_secs(20))
+}
+
 /// A raw SMTP client for protocol-level tests.
 pub struct Client {
     pub reader: BufReader<TcpStream>,
@@ -332,25 +353,85 @@ pub struct Upstream {
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl Upstream {
-    /// Starts on `port` (use the relay config's `{port:upNAME}` value).
-    pub fn start(port: u16, lmtp: bool) -> Upstream {
-        Upstream::start_tls(port, lmtp, UpTls::None, false)
+/// How a fake upstream presents itself: named options instead of positional booleans.
+///
+/// `Upstream::with(port, UpOptions::smtp().tls(UpTls::StartTls(cfg)).offering_auth())`
+#[derive(Clone)]
+pub struct UpOptions {
+    /// Speak LMTP (LHLO, one reply per recipient after DATA) instead of SMTP.
+    pub lmtp: bool,
+    /// TLS the fake offers.
+    pub tls: UpTls,
+    /// Offer AUTH PLAIN (and record the identity in [`Txn::auth`]).
+    pub auth: bool,
+}
+
+impl UpOptions {
+    /// Plain SMTP, no TLS, no AUTH.
+    pub fn smtp() -> UpOptions {
+        UpOptions {
+            lmtp: false,
+            tls: UpTls::None,
+            auth: false,
+        }
     }
 
-    /// Starts with TLS and optionally offering AUTH PLAIN.
-    pub fn start_tls(port: u16, lmtp: bool, tls: UpTls, auth: bool) -> Upstream {
-        Upstream::start_on("127.0.0.1", port, lmtp, tls, auth)
+    /// Plain LMTP.
+    pub fn lmtp() -> UpOptions {
+        UpOptions {
+            lmtp: true,
+            ..UpOptions::smtp()
+        }
+    }
+
+    /// Offer this TLS.
+    pub fn tls(self, tls: UpTls) -> UpOptions {
+        UpOptions { tls, ..self }
+    }
+
+    /// Offer AUTH PLAIN.
+    pub fn offering_auth(self) -> UpOptions {
+        UpOptions { auth: true, ..self }
+    }
+}
+
+impl Upstream {
+    /// A plain SMTP fake on `port` (use the relay config's `{port:upNAME}` value).
+    pub fn smtp(port: u16) -> Upstream {
+        Upstream::with(port, UpOptions::smtp())
+    }
+
+    /// A plain LMTP fake on `port`.
+    pub fn lmtp(port: u16) -> Upstream {
+        Upstream::with(port, UpOptions::lmtp())
+    }
+
+    /// The old positional form, kept only so test files written before [`UpOptions`]
+    /// still compile while branches merge; new tests use [`Upstream::smtp`] or
+    /// [`Upstream::lmtp`].
+    pub fn start(port: u16, lmtp: bool) -> Upstream {
+        let options = if lmtp {
+            UpOptions::lmtp()
+        } else {
+            UpOptions::smtp()
+        };
+        Upstream::with(port, options)
+    }
+
+    /// A fake on 127.0.0.1:`port` with these options.
+    pub fn with(port: u16, options: UpOptions) -> Upstream {
+        Upstream::on("127.0.0.1", port, options)
     }
 
     /// An SMTP server on `ip` port 25, as an MX host (all of 127/8 is loopback on Linux;
     /// port 25 needs root, which CI has).
     pub fn start_mx(ip: &str) -> Upstream {
-        Upstream::start_on(ip, 25, false, UpTls::None, false)
+        Upstream::on(ip, 25, UpOptions::smtp())
     }
 
     /// Starts on `ip:port`.
-    pub fn start_on(ip: &str, port: u16, lmtp: bool, tls: UpTls, auth: bool) -> Upstream {
+    pub fn on(ip: &str, port: u16, options: UpOptions) -> Upstream {
+        let UpOptions { lmtp, tls, auth } = options;
         let listener = TcpListener::bind((ip, port))
             .unwrap_or_else(|e| panic!("cannot listen on {ip}:{port}: {e}"));
         let txns: Arc<Mutex<Vec<Txn>>> = Arc::default();
@@ -708,6 +789,26 @@ pub fn server_tls(dir: &Path) -> Arc<tokio_rustls::rustls::ServerConfig> {
         .with_single_cert(certs, key)
         .unwrap();
     Arc::new(config)
+}
+
+/// Runs `teamrelay ARGS` to the end: (exit code, stdout, stderr); -1 for a signal.
+pub fn teamrelay<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String) {
+    teamrelay_in(Path::new("."), args)
+}
+
+/// [`teamrelay`] with `dir` as the working directory (relative paths in its arguments and
+/// in its messages are then relative to `dir`).
+pub fn teamrelay_in<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run the teamrelay binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `teamrelay passwd` with `password` on stdin; the printed hash.
