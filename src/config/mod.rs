@@ -3,6 +3,7 @@
 //! and key. A `Config` value is therefore always valid; nothing downstream re-checks it.
 
 mod duration;
+pub mod history;
 mod lists;
 mod raw;
 mod summary;
@@ -40,6 +41,8 @@ pub struct Config {
     pub deliver: Deliver,
     pub lists: Vec<List>,
     pub admin: Option<SocketAddr>,
+    /// `[history]`: the customer history (SPEC §8), when configured.
+    pub history: Option<history::History>,
     /// Index into `lists` by list address.
     list_index: HashMap<Address, usize>,
 }

@@ -25,6 +25,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub list: Vec<Spanned<RawList>>,
     pub admin: Option<RawAdmin>,
+    pub history: Option<Spanned<super::history::RawHistory>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

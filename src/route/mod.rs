@@ -17,9 +17,10 @@ mod tests;
 use std::collections::HashSet;
 use std::fmt;
 
+pub use archive::{participants, Participants};
 pub use expand::members;
 pub use explain::explain;
-pub use headers::{normalize_id, render, MessageFacts};
+pub use headers::{archive_block, normalize_id, render, MessageFacts};
 
 use crate::address::Address;
 use crate::config::Config;

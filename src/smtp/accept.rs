@@ -52,6 +52,18 @@ impl Session {
         let team = plan.team_recipients();
         let writes = spool::memory_writes(&facts, plan.private, &team, config.team.private_memory);
         log_plan(id, &envelope, &plan, head);
+        // SPEC §8: the history keeps its own copy, durable before the 250 like the spool.
+        let history = match self.shared.history.get() {
+            Some(h) if crate::history::is_kept(&plan) => match sink.contents().await {
+                Ok(raw) => Some((h.clone(), raw)),
+                Err(e) => {
+                    warn!(id = %id, error = %e, "cannot read message body for the history");
+                    sink.discard().await;
+                    return Reply::local_error();
+                }
+            },
+            _ => None,
+        };
 
         let mut ops = Vec::new();
         if !writes.is_empty() {
@@ -82,12 +94,41 @@ impl Session {
                 next_try: now,
             }));
         }
-        if !ops.is_empty() {
-            if let Err(e) = self.spool().commit(ops).await {
-                warn!(id = %id, error = %e, "cannot spool message");
-                let _ = tokio::fs::remove_file(self.spool().body_path(id)).await;
-                return Reply::local_error();
+        let kept = async {
+            let Some((h, raw)) = history else {
+                return Ok(());
+            };
+            let accepted = crate::history::Accepted {
+                config: &config,
+                envelope: &envelope,
+                facts: &facts,
+                plan: &plan,
+                ingress,
+                id,
+                now: spool::now(),
+                // SPEC §9: the thread owner from the owner memory, once it exists.
+                owner: None,
+            };
+            h.keep(&accepted, head, raw).await
+        };
+        let spool = self.spool().clone();
+        let spooled = async {
+            if ops.is_empty() {
+                return Ok(());
             }
+            spool.commit(ops).await
+        };
+        // Both at once: the history's fsync overlaps the spool's.
+        let (kept, spooled) = tokio::join!(kept, spooled);
+        if let Err(e) = spooled {
+            warn!(id = %id, error = %e, "cannot spool message");
+            let _ = tokio::fs::remove_file(self.spool().body_path(id)).await;
+            return Reply::local_error();
+        }
+        if let Err(e) = kept {
+            // The message is safe in the spool and will be delivered; refusing it now
+            // would make the client send it again after its memories were recorded.
+            warn!(id = %id, error = %e, "history: message not kept");
         }
         let from = sender.as_ref().map_or(String::new(), |s| s.to_string());
         let rcpts: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();

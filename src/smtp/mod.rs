@@ -43,6 +43,8 @@ pub struct Shared {
     pub wake: Arc<Notify>,
     /// Open connections, for the limits.
     connections: Arc<limits::Connections>,
+    /// The customer history (SPEC §8), once `serve` opened it.
+    pub history: std::sync::OnceLock<crate::history::History>,
 }
 
 impl Shared {
@@ -53,6 +55,7 @@ impl Shared {
             spool,
             wake,
             connections: Arc::default(),
+            history: std::sync::OnceLock::new(),
         }
     }
 
