@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::config::{Config, ListenTls, Listener};
 use crate::spool::Spool;
 
-pub use auth::hash_password;
+pub use auth::{hash_password, verify as verify_password, FAILED_AUTH_DELAY};
 pub use reply::Reply;
 
 /// Anything a session can talk over: TCP now, TLS over TCP later, memory in tests.
