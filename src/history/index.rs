@@ -17,7 +17,9 @@ use std::time::Duration;
 use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, INDEXED, STORED, STRING, TEXT};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
+};
 use tantivy::{DocAddress, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::oneshot;
 use tracing::warn;
@@ -27,8 +29,10 @@ use crate::address::Address;
 
 /// Writer memory: small, the history indexes a few messages a second.
 const WRITER_MEMORY: usize = 20 * 1024 * 1024;
-/// How long an addition may wait for its commit.
-const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// How long an addition may wait for its commit. Readers (CLI, web page) ask for a
+/// commit before they look, so this only bounds the work lost to a crash (re-indexed
+/// from the files at start) and sets how many small segments the merges must join.
+const COMMIT_EVERY: Duration = Duration::from_secs(5);
 
 /// Which exact-match field to look in.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +95,16 @@ fn schema() -> (Schema, Fields) {
         participant: b.add_text_field("participant", STRING),
         date: b.add_i64_field("date", FAST),
         accepted: b.add_u64_field("accepted", FAST),
-        text: b.add_text_field("text", TEXT),
+        // Which documents hold a word, nothing more: search is "every word", so term
+        // frequencies and positions (phrase queries) would only cost CPU and disk.
+        text: b.add_text_field(
+            "text",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("default")
+                    .set_index_option(IndexRecordOption::Basic),
+            ),
+        ),
     };
     (b.build(), f)
 }
@@ -151,7 +164,13 @@ impl Index {
 
     fn run(&self, mut w: IndexWriter, rx: mpsc::Receiver<Job>, pending: Pending, dir: &Path) {
         let mut added: Vec<String> = Vec::new();
+        let mut last = std::time::Instant::now();
         loop {
+            // Under a steady stream of additions the timeout never fires: commit on age.
+            if !added.is_empty() && last.elapsed() >= COMMIT_EVERY {
+                self.commit(&mut w, &mut added, &pending, dir);
+                last = std::time::Instant::now();
+            }
             let job = match rx.recv_timeout(COMMIT_EVERY) {
                 Ok(job) => Some(job),
                 Err(RecvTimeoutError::Timeout) => None,
