@@ -288,7 +288,15 @@ impl History {
                 let id = e.file_name().to_string_lossy().to_string();
                 if !indexed.contains(&id) {
                     match self.message(&id) {
-                        Some((r, raw)) => self.inner.index.add(r, raw),
+                        Some((r, raw)) => {
+                            // Visible to the Message-ID check before the commit, too.
+                            if let Some(m) = &r.message_id {
+                                let mut p =
+                                    self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+                                p.insert(m.clone(), (r.id.clone(), r.thread.clone()));
+                            }
+                            self.inner.index.add(r, raw)
+                        }
                         None => warn!(id = %id, "history: unreadable message file"),
                     }
                 }
