@@ -371,3 +371,35 @@ fn backfill_gives_a_new_teammate_the_past_once() {
     };
     assert!(wait_for(Duration::from_secs(10), || fred(&team) == 2));
 }
+
+#[test]
+fn tap_copies_are_kept_once_per_message_id() {
+    let config = config()
+        + "\n[[listen]]\naddress = \"127.0.0.1:{port:tap}\"\nmode = \"tap\"\nallow = [\"127.0.0.0/8\"]\n";
+    let relay = Relay::start(&config);
+    let _team = Upstream::start(relay.port("upteam"), false);
+    let _out = Upstream::start(relay.port("upout"), false);
+    let m = mail(
+        "cus@shop.example",
+        "alice@example.com, bob@example.com",
+        "t1@shop.example",
+        "Tapped question",
+        "",
+        "about the walnut tables",
+    );
+    // The provider copies once per recipient: two transactions, one message.
+    send(&relay, "tap", "cus@shop.example", &["tap@example.com"], &m);
+    send(&relay, "tap", "cus@shop.example", &["tap@example.com"], &m);
+    let v = json(&relay, &["show", "cus@shop.example", "--json"]);
+    let threads = v["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 1, "{v}");
+    let msgs = threads[0]["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 1, "kept once: {v}");
+    assert_eq!(msgs[0]["direction"], "inbound");
+    assert_eq!(
+        msgs[0]["team"],
+        serde_json::json!(["alice@example.com", "bob@example.com"])
+    );
+    let s = json(&relay, &["search", "walnut", "--json"]);
+    assert_eq!(s["messages"].as_array().unwrap().len(), 1);
+}

@@ -221,3 +221,42 @@ fn web_page_in_a_real_browser() {
     assert!(out.status.success(), "browser test failed:\n{text}");
     assert!(shots.join("customer.png").exists());
 }
+
+#[test]
+fn web_page_over_implicit_tls_sets_a_secure_cookie() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let dir = certs.path().display().to_string();
+    let config = config().replace(
+        "listen = \"127.0.0.1:{port:web}\"\n",
+        "listen = \"127.0.0.1:{port:web}\"\ntls = \"implicit\"\n",
+    ) + &format!("\n[tls]\ncert = \"{dir}/cert.pem\"\nkey = \"{dir}/key.pem\"\n");
+    let relay = Relay::start(&config);
+    let script = r#"
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+c = http.client.HTTPSConnection("localhost", int(sys.argv[1]), context=ctx, timeout=20)
+c.request("POST", "/login", "name=alice&password=s3cret+pass", {"Content-Type": "application/x-www-form-urlencoded"})
+r = c.getresponse(); r.read()
+print(r.status, r.getheader("Set-Cookie"))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &relay.port("web").to_string()])
+        .arg(certs.path().join("ca.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("303 "), "{text}");
+    assert!(
+        text.contains("HttpOnly") && text.contains("SameSite=Strict") && text.contains("Secure"),
+        "{text}"
+    );
+    // Plain HTTP on the TLS port gets nothing.
+    let r = http(relay.port("web"), "GET", "/login", "", "");
+    assert!(!r.starts_with("HTTP/1.1 200"), "{r}");
+}
