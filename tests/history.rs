@@ -403,3 +403,32 @@ fn tap_copies_are_kept_once_per_message_id() {
     let s = json(&relay, &["search", "walnut", "--json"]);
     assert_eq!(s["messages"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn retention_removes_messages_older_than_keep_at_start() {
+    let mut relay = Relay::start(&config().replace("keep = \"2y\"", "keep = \"2s\""));
+    let _team = Upstream::start(relay.port("upteam"), false);
+    let _out = Upstream::start(relay.port("upout"), false);
+    conversation(&relay);
+    let v = json(&relay, &["show", "cus@shop.example", "--json"]);
+    assert_eq!(
+        v["threads"].as_array().unwrap().len(),
+        1,
+        "kept while young: {v}"
+    );
+    assert_eq!(relay.terminate(), Some(0));
+    std::thread::sleep(Duration::from_secs(3));
+    relay.spawn();
+    assert!(wait_for(Duration::from_secs(10), || relay
+        .log()
+        .contains("messages past their retention removed")));
+    let v = json(&relay, &["show", "cus@shop.example", "--json"]);
+    assert_eq!(v["threads"], serde_json::json!([]));
+    let mut found = Vec::new();
+    scan(
+        &relay.dir.path().join("spool/history"),
+        b"zebratoken42",
+        &mut found,
+    );
+    assert!(found.is_empty(), "{found:?}");
+}

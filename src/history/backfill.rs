@@ -179,3 +179,50 @@ async fn copy_ops(
         }),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Address {
+        Address::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_first_covering_list_of_the_member_gives_the_copy() {
+        let c = crate::config::parse(
+            r#"
+[team]
+domains = ["example.com"]
+[deliver]
+team = "smtp://127.0.0.1:1"
+outside = "smtp://127.0.0.1:2"
+[[list]]
+address = "sales@example.com"
+members = ["alice@example.com", "bob@example.com"]
+[[list]]
+address = "sales-archive@example.com"
+members = ["erin@example.com"]
+archive_of = ["sales@example.com"]
+[[list]]
+address = "all-archive@example.com"
+members = ["erin@example.com", "fred@example.com"]
+archive_of = ["*@example.com"]
+"#,
+            std::path::Path::new("lists.toml"),
+        )
+        .unwrap();
+        let team = [a("alice@example.com"), a("dan@example.com")];
+        let (list, concerns) = covering_list(&c, &a("erin@example.com"), &team).unwrap();
+        assert_eq!(list.address, a("sales-archive@example.com"));
+        assert_eq!(concerns, [a("alice@example.com")]);
+        let (list, concerns) = covering_list(&c, &a("fred@example.com"), &team).unwrap();
+        assert_eq!(list.address, a("all-archive@example.com"));
+        assert_eq!(concerns, team);
+        // Only dan: the sales archive does not cover him; the catch-all does.
+        let (list, _) = covering_list(&c, &a("erin@example.com"), &[a("dan@example.com")]).unwrap();
+        assert_eq!(list.address, a("all-archive@example.com"));
+        // Not a member of any archive list: nothing.
+        assert!(covering_list(&c, &a("alice@example.com"), &team).is_none());
+    }
+}
