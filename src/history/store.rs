@@ -70,7 +70,10 @@ impl History {
         let index = Index::open(&root.join("index"), pending.clone())?;
         let (writes, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer::run(root.clone(), rx));
-        files::private_tree(&root);
+        // Only the libraries' files: messages are created 0600 by us, and walking
+        // 100,000 of them would slow every start (and every offline CLI command).
+        files::private_tree(&root.join("index"));
+        files::private_tree(&root.join("db"));
         let h = History {
             inner: Arc::new(Inner {
                 root,
