@@ -256,6 +256,8 @@ impl History {
             .flush_async()
             .await
             .map_err(|e| e.to_string())?;
+        // sled makes new files (snapshots) with the umask's mode.
+        files::private_tree(&self.inner.root.join("db"));
         self.inner.index.remove(ids.clone()).await?;
         Ok(ids.len())
     }
