@@ -1,4 +1,4 @@
-//! The command line (SPEC §7): `serve`, `check`, `route`, `passwd`, `away`, `queue`.
+//! The command line (SPEC §7): `serve`, `check`, `route`, `passwd`, `away`, `queue`, `history`.
 
 use std::path::PathBuf;
 
@@ -76,6 +76,13 @@ pub enum Command {
         config: PathBuf,
         #[command(subcommand)]
         action: QueueAction,
+    },
+    /// The customer history (SPEC §8; works while `serve` runs).
+    History {
+        #[arg(long, default_value = "lists.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: crate::history::cli::HistoryAction,
     },
 }
 

@@ -10,13 +10,15 @@
 //! 4. [`spool`] — the message and its plan made durable before the `250`.
 //! 5. [`deliver`] — SMTP/LMTP/Maildir clients, retries, bounces.
 //!
-//! [`address`] is the one address type all of them share.
+//! [`address`] is the one address type all of them share; [`history`] keeps the
+//! customer-facing messages for the team to read, search and erase (SPEC §8).
 
 pub mod address;
 pub mod away;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod history;
 pub mod logfmt;
 pub mod memory;
 pub mod metrics;

@@ -75,6 +75,10 @@ fn main() -> ExitCode {
             Ok(c) => queue_command(&c, action),
             Err(code) => code,
         },
+        Command::History { config, action } => match load(&config) {
+            Ok(c) => teamrelay::history::cli::run(&c, action),
+            Err(code) => code,
+        },
     }
 }
 

@@ -45,6 +45,7 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
     let shared = Arc::new(Shared::new(config, spool.clone(), wake));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    crate::history::admin::start(shared.clone(), shutdown.clone()).await?;
     for (listener, spec) in bound {
         tokio::spawn(smtp::run_listener(
             listener,

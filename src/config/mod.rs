@@ -4,6 +4,7 @@
 
 mod awareness;
 mod duration;
+pub mod history;
 mod lists;
 mod raw;
 mod summary;
@@ -43,6 +44,8 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// `[memory]`: where the routing memories live; `None`: in the spool.
     pub memory: Option<MemoryConfig>,
+    /// `[history]`: the customer history (SPEC §8), when configured.
+    pub history: Option<history::History>,
     /// Index into `lists` by list address.
     list_index: HashMap<Address, usize>,
 }

@@ -26,6 +26,7 @@ pub struct RawConfig {
     pub list: Vec<Spanned<RawList>>,
     pub admin: Option<RawAdmin>,
     pub memory: Option<Spanned<RawMemory>>,
+    pub history: Option<Spanned<super::history::RawHistory>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -130,6 +130,10 @@ pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         .admin
         .as_ref()
         .and_then(|a| check_admin(&mut c, &a.listen));
+    let history = raw
+        .history
+        .as_ref()
+        .map(|h| super::history::check(&mut c, h, raw.tls.is_some()));
     if let Some(private) = &team.private_address {
         if lists.iter().any(|l| &l.address == private) {
             c.error_at(
@@ -159,6 +163,7 @@ pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         lists,
         admin,
         memory,
+        history,
         list_index,
     })
 }

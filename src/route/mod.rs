@@ -21,9 +21,10 @@ mod tests;
 use std::collections::HashSet;
 use std::fmt;
 
+pub use archive::{participants, Participants};
 pub use expand::members;
 pub use explain::explain;
-pub use headers::{normalize_id, render, MessageFacts};
+pub use headers::{archive_block, normalize_id, render, MessageFacts};
 pub use recall::{
     end_of_day, ymd, Absence, Query, RecentReply, Remember, DELIVERED_TTL, EXCERPT_CHARS,
 };

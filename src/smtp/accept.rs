@@ -21,7 +21,7 @@ impl Session {
         &mut self,
         id: &str,
         txn: &Transaction,
-        sink: BodySink,
+        mut sink: BodySink,
         head: &[u8],
         size: usize,
     ) -> Reply {
@@ -56,7 +56,19 @@ impl Session {
                 }
             };
         log_plan(id, &envelope, &plan, head);
-
+        // SPEC §8: the history keeps its own copy, durable before the 250 like the spool.
+        let history = match self.shared.history.get() {
+            Some(h) if crate::history::is_kept(&plan) => match sink.contents().await {
+                Ok(raw) => Some((h, raw)),
+                Err(e) => {
+                    warn!(id = %id, error = %e, "cannot read message body for the history");
+                    sink.discard().await;
+                    let _ = self.shared.memory.release(&plan.remember).await;
+                    return Reply::local_error();
+                }
+            },
+            _ => None,
+        };
         let message = NewMessage {
             id: id.to_string(),
             sender: sender.as_ref().map(|s| s.to_string()),
@@ -68,7 +80,28 @@ impl Session {
             eight_bit: self.body_8bit,
         };
         notices.insert(0, message);
-        if let Err(e) = self.spool().accept(notices, ops).await {
+        let accepted = crate::history::Accepted {
+            config: &config,
+            envelope: &envelope,
+            facts: &facts,
+            plan: &plan,
+            ingress,
+            id,
+            now: spool::now(),
+            owner: plan.owner.as_ref().map(|o| o.to_string()),
+        };
+        // Both at once: the history's fsync overlaps the spool's.
+        let (spooled, kept) = tokio::join!(
+            self.shared.spool.accept(notices, ops),
+            Self::keep_in_history(history, &accepted, head)
+        );
+        if let Err(e) = kept {
+            // The message is safe in the spool (or the client retries and the history
+            // dedups by Message-ID); refusing it after the memories were recorded would
+            // cost the resend its archive copies. Logged loudly instead.
+            warn!(id = %id, error = %e, "history: message not kept");
+        }
+        if let Err(e) = spooled {
             warn!(id = %id, error = %e, "cannot spool message");
             // The sender retries: the copies this attempt claimed must be claimable.
             let _ = self.shared.memory.release(&plan.remember).await;
@@ -80,6 +113,18 @@ impl Session {
             self.shared.wake.notify_one();
         }
         Reply::queued(id)
+    }
+
+    /// Keeps the message in the history when there is one to keep it in.
+    async fn keep_in_history(
+        history: Option<(&crate::history::History, Vec<u8>)>,
+        accepted: &crate::history::Accepted<'_>,
+        head: &[u8],
+    ) -> Result<(), String> {
+        match history {
+            Some((h, raw)) => h.keep(accepted, head, raw).await,
+            None => Ok(()),
+        }
     }
 
     /// teamrelay's trace field (RFC 5321 §4.4), without the final CRLF.

@@ -15,7 +15,7 @@ use super::Reply;
 use crate::config::{ListenTls, Mode};
 
 /// Pause before answering a wrong password, against guessing.
-const FAILED_AUTH_DELAY: Duration = Duration::from_secs(1);
+pub const FAILED_AUTH_DELAY: Duration = Duration::from_secs(1);
 
 impl Session {
     /// Whether AUTH is offered: submission listeners, once TLS is on or on loopback.
@@ -172,7 +172,7 @@ impl Session {
 
 /// argon2 verification off the async threads (it is deliberately slow). An unknown user
 /// is simply a failure, after the same delay as a wrong password.
-async fn verify(hash: Option<String>, password: &str) -> bool {
+pub async fn verify(hash: Option<String>, password: &str) -> bool {
     let Some(hash) = hash else { return false };
     let password = password.to_string();
     tokio::task::spawn_blocking(move || {

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::config::{Config, ListenTls, Listener};
 use crate::spool::Spool;
 
-pub use auth::hash_password;
+pub use auth::{hash_password, verify as verify_password, FAILED_AUTH_DELAY};
 pub use reply::Reply;
 
 /// Anything a session can talk over: TCP now, TLS over TCP later, memory in tests.
@@ -46,6 +46,8 @@ pub struct Shared {
     pub wake: Arc<Notify>,
     /// Open connections, for the limits.
     connections: Arc<limits::Connections>,
+    /// The customer history (SPEC §8), once `serve` opened it.
+    pub history: std::sync::OnceLock<crate::history::History>,
 }
 
 impl Shared {
@@ -58,6 +60,7 @@ impl Shared {
             memory,
             wake,
             connections: Arc::default(),
+            history: std::sync::OnceLock::new(),
         }
     }
 

@@ -51,6 +51,16 @@ impl BodySink {
         }
     }
 
+    /// The whole message, for the copy the history keeps: from memory when it is small,
+    /// else read back from its (written, not yet synced) file.
+    pub async fn contents(&mut self) -> std::io::Result<Vec<u8>> {
+        if self.file.is_none() {
+            return Ok(self.buf.clone());
+        }
+        self.write_out(false).await?;
+        tokio::fs::read(&self.path).await
+    }
+
     /// Removes the file (a rejected message).
     pub async fn discard(self) {
         if self.file.is_some() {
