@@ -48,7 +48,7 @@ pub fn deliver(
         .iter()
         .map(|r| {
             let outcome = match deliver_one(&mailbox_dir(root, r), prefix, body, id) {
-                Ok(()) => Outcome::Delivered,
+                Ok(()) => Outcome::Delivered("maildir: written to new/".into()),
                 Err(e) => Outcome::Deferred(format!("maildir: {e}")),
             };
             (r.clone(), outcome)
@@ -185,7 +185,13 @@ mod tests {
             &body,
             "ID1",
         );
-        assert_eq!(r, vec![("bob@example.com".to_string(), Outcome::Delivered)]);
+        assert_eq!(
+            r,
+            vec![(
+                "bob@example.com".to_string(),
+                Outcome::Delivered("maildir: written to new/".into())
+            )]
+        );
         let new = root.join("example.com/bob/new");
         let files: Vec<_> = std::fs::read_dir(&new).unwrap().flatten().collect();
         assert_eq!(files.len(), 1);

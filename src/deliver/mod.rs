@@ -246,19 +246,19 @@ fn record(
             continue;
         };
         let result = match &outcome {
-            Outcome::Delivered => "delivered",
+            Outcome::Delivered(_) => "delivered",
             Outcome::Deferred(_) => "deferred",
             Outcome::Failed(_) => "failed",
         };
         metrics::counter!("teamrelay_deliveries_total", "route" => route.to_string(), "result" => result).increment(1);
         r.state = match outcome {
-            Outcome::Delivered => {
+            Outcome::Delivered(reply) => {
                 match &hop {
                     Some(h) => {
-                        info!(id = %id, to = %addr, route = %route, delay_s = delay, mx = %h.host, ip = %h.ip, "delivered")
+                        info!(id = %id, to = %addr, route = %route, delay_s = delay, mx = %h.host, ip = %h.ip, reply = %reply, "delivered")
                     }
                     None => {
-                        info!(id = %id, to = %addr, route = %route, delay_s = delay, "delivered")
+                        info!(id = %id, to = %addr, route = %route, delay_s = delay, reply = %reply, "delivered")
                     }
                 }
                 RcptState::Delivered

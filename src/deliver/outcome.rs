@@ -6,8 +6,9 @@ use smtp_proto::Response;
 /// The result of trying one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The next hop took responsibility.
-    Delivered,
+    /// The next hop took responsibility; its reply (`250 2.0.0 queued as …`), for
+    /// the log, so an operator can follow the message into the next hop's logs.
+    Delivered(String),
     /// Try again later (4xx, connection trouble, timeouts, anything unknown).
     Deferred(String),
     /// Give up: a 5xx. The sender gets a DSN.
@@ -21,7 +22,7 @@ pub fn from_reply(stage: &str, r: &Response<String>) -> Outcome {
         [a, b, c] => format!("{stage}: {} {a}.{b}.{c} {}", r.code, r.message.trim()),
     };
     match r.code {
-        200..=299 => Outcome::Delivered,
+        200..=299 => Outcome::Delivered(text),
         500..=599 => Outcome::Failed(text),
         _ => Outcome::Deferred(text),
     }
@@ -70,7 +71,9 @@ mod tests {
 
     #[test]
     fn codes_map_to_outcomes() {
-        assert_eq!(from_reply("RCPT", &r(250)), Outcome::Delivered);
+        assert!(
+            matches!(from_reply("RCPT", &r(250)), Outcome::Delivered(t) if t.starts_with("RCPT: 250"))
+        );
         assert!(matches!(from_reply("RCPT", &r(450)), Outcome::Deferred(_)));
         assert!(matches!(from_reply("RCPT", &r(550)), Outcome::Failed(_)));
         assert!(matches!(from_reply("RCPT", &r(354)), Outcome::Deferred(_)));

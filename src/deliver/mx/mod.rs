@@ -145,7 +145,7 @@ async fn try_hop(pool: &Pool, hop: &Hop, job: &Job<'_>) -> Result<client::Result
         .await
         .map_err(|o| match o {
             Outcome::Deferred(why) | Outcome::Failed(why) => why,
-            Outcome::Delivered => "connection not usable".to_string(),
+            Outcome::Delivered(_) => "connection not usable".to_string(),
         })
 }
 
