@@ -26,5 +26,6 @@ pub mod private_fs;
 pub mod queue;
 pub mod route;
 pub mod serve;
+pub mod shared;
 pub mod smtp;
 pub mod spool;

@@ -11,7 +11,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::smtp::Shared;
+use crate::shared::Shared;
 use crate::spool::{self, Entry, Op, Spool};
 
 /// One line of `queue list`.

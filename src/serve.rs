@@ -1,5 +1,6 @@
-//! `teamrelay serve`: opens the spool, binds every listener, starts the delivery worker,
-//! and handles signals — SIGHUP reloads `lists.toml`, SIGTERM/SIGINT drain and exit.
+//! `teamrelay serve`: a thin shell that binds every listener, opens the spool and
+//! handles signals — SIGHUP reloads `lists.toml`, SIGTERM/SIGINT drain and exit — around
+//! [`Server`], which runs everything else and is what in-process tests start.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,15 +13,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::config::{self, Config};
-use crate::smtp::{self, Shared};
+use crate::config::{self, Config, Listener};
+use crate::shared::Shared;
+use crate::smtp;
 use crate::spool::Spool;
 
 /// How long a stop waits for transactions and deliveries in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs the relay until SIGTERM or SIGINT. Errors are start-up failures (a port in use,
-/// an unusable spool) and mean exit code 1.
+/// Runs the relay until SIGTERM or SIGINT: the thin shell around [`Server`] that binds
+/// the configured ports, opens the spool and turns signals into reloads and a drain.
+/// Errors are start-up failures (a port in use, an unusable spool) and mean exit 1.
 pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
     // Signals first: from the moment a port accepts connections, SIGTERM must mean
     // "drain", never the default "die".
@@ -28,8 +31,6 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     raise_fd_limit();
-    // One crypto provider for every rustls config built without naming one.
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let spool = Spool::open(&config.server.spool).map_err(|e| e.to_string())?;
     let mut bound = Vec::new();
     for l in &config.listen {
@@ -37,66 +38,107 @@ pub async fn serve(config: Config, path: PathBuf) -> Result<(), String> {
             bind(l.address).map_err(|e| format!("cannot listen on {}: {e}", l.address))?;
         bound.push((listener, l.clone()));
     }
-    info!(queued = spool.len(), "spool open");
     if let Some(addr) = config.admin {
         crate::metrics::install(addr)?;
     }
-    let wake = Arc::new(Notify::new());
-    let shared = Arc::new(Shared::new(config, spool.clone(), wake));
     let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    crate::history::admin::start(shared.clone(), shutdown.clone()).await?;
-    for (listener, spec) in bound {
-        tokio::spawn(smtp::run_listener(
-            listener,
-            spec,
-            shared.clone(),
-            shutdown.clone(),
-            tracker.clone(),
-        ));
-    }
-    tokio::spawn(crate::deliver::run_worker(
-        shared.clone(),
-        shutdown.clone(),
-        tracker.clone(),
-    ));
-    tokio::spawn(sweep_memories(spool.clone(), shutdown.clone()));
-    tokio::spawn(crate::metrics::queue_gauges(
-        spool.clone(),
-        shutdown.clone(),
-    ));
-    let socket = crate::queue::socket_path(&shared.config().server.spool);
-    tokio::spawn(crate::queue::serve_socket(
-        socket,
-        shared.clone(),
-        shutdown.clone(),
-    ));
+    let server = Server::start(config, bound, spool, shutdown.clone()).await?;
     // Type=notify units wait for this: the ports are bound and the spool is open.
     notify_systemd(sd_notify::NotifyState::Ready);
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&shared, &path),
+            _ = hup.recv() => server.reload(&path),
         }
     }
-    info!("stopping: no new connections, finishing transactions in flight");
     notify_systemd(sd_notify::NotifyState::Stopping);
     shutdown.cancel();
-    tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
-        .await
-        .is_err()
-    {
-        warn!("some sessions or deliveries did not finish in time; they resume at next start");
-    }
-    // Everything acknowledged was flushed before its 250; this makes the last delivery
-    // records durable too.
-    if let Err(e) = spool.commit(Vec::new()).await {
-        error!(error = %e, "final spool flush failed");
-    }
-    info!("stopped");
+    server.stopped().await;
     Ok(())
+}
+
+/// A running relay (mini-redis's `server::run` shape): everything but ports and
+/// signals, so tests can run it in-process on listeners bound to port 0 and stop it
+/// with a [`CancellationToken`].
+pub struct Server {
+    /// The state every part shares; tests read the spool and the memory through it.
+    pub shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Server {
+    /// Starts the listeners (already bound, each with its spec), the delivery worker,
+    /// the admin sockets and the history on `spool`. Runs until `shutdown` is
+    /// cancelled; then [`Server::stopped`] drains. Must run inside a tokio runtime.
+    pub async fn start(
+        config: Config,
+        listeners: Vec<(TcpListener, Listener)>,
+        spool: Spool,
+        shutdown: CancellationToken,
+    ) -> Result<Server, String> {
+        // One crypto provider for every rustls config built without naming one.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        info!(queued = spool.len(), "spool open");
+        let shared = Arc::new(Shared::new(config, spool.clone(), Arc::new(Notify::new())));
+        let tracker = TaskTracker::new();
+        crate::history::admin::start(shared.clone(), shutdown.clone()).await?;
+        let connections = Arc::new(smtp::Connections::default());
+        for (listener, spec) in listeners {
+            tokio::spawn(smtp::run_listener(
+                listener,
+                spec,
+                shared.clone(),
+                connections.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        tokio::spawn(crate::deliver::run_worker(
+            shared.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+        tokio::spawn(sweep_memories(spool.clone(), shutdown.clone()));
+        tokio::spawn(crate::metrics::queue_gauges(spool, shutdown.clone()));
+        let socket = crate::queue::socket_path(&shared.config().server.spool);
+        tokio::spawn(crate::queue::serve_socket(
+            socket,
+            shared.clone(),
+            shutdown.clone(),
+        ));
+        Ok(Server {
+            shared,
+            shutdown,
+            tracker,
+        })
+    }
+
+    /// SIGHUP: a good new file replaces the config; a bad one is logged and ignored.
+    pub fn reload(&self, path: &std::path::Path) {
+        reload(&self.shared, path)
+    }
+
+    /// Waits for the shutdown token, then for transactions and deliveries in flight
+    /// (at most [`DRAIN_TIMEOUT`]), then makes the last delivery records durable.
+    pub async fn stopped(self) {
+        self.shutdown.cancelled().await;
+        info!("stopping: no new connections, finishing transactions in flight");
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some sessions or deliveries did not finish in time; they resume at next start");
+        }
+        // Everything acknowledged was flushed before its 250; this makes the last
+        // delivery records durable too.
+        if let Err(e) = self.shared.spool.commit(Vec::new()).await {
+            error!(error = %e, "final spool flush failed");
+        }
+        info!("stopped");
+    }
 }
 
 /// Tells systemd about a state change; a no-op outside a unit (no `NOTIFY_SOCKET`).

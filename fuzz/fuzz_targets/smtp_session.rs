@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use teamrelay::config::Config;
-use teamrelay::smtp::{session, Shared};
+use teamrelay::shared::Shared;
+use teamrelay::smtp::session;
 use teamrelay::spool::Spool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;

@@ -11,7 +11,7 @@ use super::dsn::{self, Failure, Original};
 use crate::address::Address;
 use crate::config::Config;
 use crate::route::route_of;
-use crate::smtp::Shared;
+use crate::shared::Shared;
 use crate::spool::{self, Entry, NewBody, NewMessage, Rcpt, RcptState, StoredDelivery, StoredKind};
 
 /// Bytes of the original read for the DSN's header attachment.

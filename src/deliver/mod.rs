@@ -29,7 +29,7 @@ pub use outcome::Outcome;
 
 use crate::config::{Config, Target};
 use crate::route::RouteKind;
-use crate::smtp::Shared;
+use crate::shared::Shared;
 use crate::spool::{self, Entry, Op, RcptState};
 
 /// Messages delivered at the same time.

@@ -18,7 +18,7 @@ use super::record::{CustomerView, DomainView, SearchView};
 use super::{query, History};
 use crate::address::Address;
 use crate::config::Config;
-use crate::smtp::Shared;
+use crate::shared::Shared;
 use crate::spool::Spool;
 
 /// One request. Arguments were checked by the CLI.

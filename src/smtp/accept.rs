@@ -201,7 +201,7 @@ fn log_accepted(
 /// Returns the plan and the ops to commit with the message, or the `451` to give
 /// when the memory cannot answer: never accept without the memories.
 async fn decide(
-    shared: &crate::smtp::Shared,
+    shared: &crate::shared::Shared,
     id: &str,
     config: &crate::config::Config,
     envelope: &Envelope,

@@ -13,19 +13,19 @@ pub mod reply;
 pub mod session;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::{Config, ListenTls, Listener};
-use crate::spool::Spool;
+use crate::config::{ListenTls, Listener};
+use crate::shared::Shared;
 
 pub use auth::{hash_password, verify as verify_password, FAILED_AUTH_DELAY};
+pub use limits::Connections;
 pub use reply::Reply;
 
 /// Anything a session can talk over: TCP now, TLS over TCP later, memory in tests.
@@ -35,62 +35,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 /// How long a client may take for the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// What every session shares.
-pub struct Shared {
-    /// The current configuration; replaced as a whole on reload.
-    config: RwLock<Arc<Config>>,
-    pub spool: Spool,
-    /// Where the routing memories live (the spool, or Redis: SPEC §10).
-    pub memory: Arc<dyn crate::memory::Backend>,
-    /// Wakes the delivery worker when a message was queued.
-    pub wake: Arc<Notify>,
-    /// Open connections, for the limits.
-    connections: Arc<limits::Connections>,
-    /// The customer history (SPEC §8), once `serve` opened it.
-    pub history: std::sync::OnceLock<crate::history::History>,
-}
-
-impl Shared {
-    /// Shared state for a server with this configuration and spool.
-    pub fn new(config: Config, spool: Spool, wake: Arc<Notify>) -> Shared {
-        let memory = crate::memory::open(&config, &spool);
-        Shared {
-            config: RwLock::new(Arc::new(config)),
-            spool,
-            memory,
-            wake,
-            connections: Arc::default(),
-            history: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// A snapshot of the configuration; a session keeps one for its whole transaction.
-    pub fn config(&self) -> Arc<Config> {
-        // A poisoned lock only means a panic elsewhere while swapping an Arc; the value
-        // inside is still a complete config.
-        self.config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Replaces the configuration (SIGHUP). The memory backend stays the one opened at
-    /// start: switching it under running sessions could split one message's records.
-    pub fn set_config(&self, config: Config) {
-        let url = |c: &Config| c.memory.as_ref().map(|m| m.url.clone());
-        if url(&config) != url(&self.config()) {
-            warn!("[memory] changed: takes effect at the next restart");
-        }
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
-    }
-}
-
 /// Accepts connections on one listener until `shutdown`, one task per session, each
 /// tracked so a graceful stop can wait for transactions in flight.
 pub async fn run_listener(
     listener: TcpListener,
     spec: Listener,
     shared: Arc<Shared>,
+    connections: Arc<Connections>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -113,7 +64,7 @@ pub async fn run_listener(
         };
         let _ = stream.set_nodelay(true);
         let server = shared.config().server.clone();
-        let Some(slot) = shared.connections.try_open(
+        let Some(slot) = connections.try_open(
             peer.ip(),
             server.max_connections,
             server.max_connections_per_ip,

@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::data::{DataError, DotDecoder};
-use super::{Reply, Shared, Stream};
+use super::{Reply, Stream};
 use crate::address::Address;
 use crate::config::{Config, Listener};
+use crate::shared::Shared;
 use crate::spool::{BodySink, Spool};
 
 /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod inproc;
 pub mod redis;
 
 use std::collections::HashMap;

@@ -5,7 +5,8 @@
 # Installs Postfix if missing (Debian). Everything on 127.0.0.1; processes stopped by PID.
 set -euo pipefail
 top="$(cd "$(dirname "$0")/../.." && pwd)"
-bin="$top/target/release/teamrelay"
+# TEAMRELAY_BIN: the binary to test (CI passes the debug build it already has).
+bin="${TEAMRELAY_BIN:-$top/target/release/teamrelay}"
 
 if ! command -v smtp-sink >/dev/null || ! command -v postfix >/dev/null; then
   export PATH="$PATH:/usr/sbin"

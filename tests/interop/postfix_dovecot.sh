@@ -11,7 +11,8 @@
 # alternate_config_directories is put back at the end. Exits non-zero on any failed check.
 set -euo pipefail
 top="$(cd "$(dirname "$0")/../.." && pwd)"
-bin="$top/target/release/teamrelay"
+# TEAMRELAY_BIN: the binary to test (CI passes the debug build it already has).
+bin="${TEAMRELAY_BIN:-$top/target/release/teamrelay}"
 recipe="$top/deploy/postfix-dovecot"
 export PATH="$PATH:/usr/sbin:/usr/bin"
 

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::History;
-use crate::smtp::Shared;
+use crate::shared::Shared;
 
 /// The §8 policy: no script, no frames, no fetches; inline styles only.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'";
