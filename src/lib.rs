@@ -17,6 +17,7 @@ pub mod address;
 pub mod away;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod deliver;
 pub mod history;
 pub mod logfmt;

@@ -6,10 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::shared::Shared;
 use crate::spool::{self, Entry, Op, Spool};
@@ -94,78 +92,49 @@ pub fn socket_path(spool_dir: &Path) -> PathBuf {
     spool_dir.join("admin.sock")
 }
 
-/// Serves queue requests on the admin socket until `shutdown`.
+/// Serves queue (and away, recall) requests on the admin socket until `shutdown`.
 pub async fn serve_socket(
     path: PathBuf,
     shared: std::sync::Arc<Shared>,
     shutdown: CancellationToken,
 ) {
-    let _ = std::fs::remove_file(&path);
-    let listener = match UnixListener::bind(&path) {
-        Ok(l) => l,
-        Err(e) => {
-            warn!(path = %path.display(), error = %e, "queue control socket unavailable");
-            return;
+    crate::control::serve(path, "queue", shutdown, move |line: String| {
+        let shared = shared.clone();
+        async move { answer(&shared, &line).await }
+    })
+    .await
+}
+
+/// One admin-socket request, answered as JSON.
+async fn answer(shared: &Shared, line: &str) -> String {
+    if line.starts_with(crate::memory::cli::VERB) {
+        return crate::memory::cli::serve_line(&*shared.memory, line).await;
+    }
+    if line.starts_with(crate::away::VERB) {
+        let config = shared.config();
+        return crate::away::serve_line(&*shared.memory, &config, line).await;
+    }
+    let (answer, ops) = execute(&shared.spool, line);
+    let answer = if ops.is_empty() {
+        answer
+    } else {
+        match shared.spool.commit(ops).await {
+            Ok(()) => {
+                info!(request = %line, "queue command");
+                shared.wake.notify_one();
+                answer
+            }
+            Err(e) => Answer::Error(e.to_string()),
         }
     };
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
-            _ = shutdown.cancelled() => break,
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut line = String::new();
-            if BufReader::new(read).read_line(&mut line).await.is_err() {
-                return;
-            }
-            if line.starts_with(crate::memory::cli::VERB) {
-                let json = crate::memory::cli::serve_line(&*shared.memory, line.trim()).await;
-                let _ = write.write_all(json.as_bytes()).await;
-                return;
-            }
-            if line.starts_with(crate::away::VERB) {
-                let config = shared.config();
-                let json = crate::away::serve_line(&*shared.memory, &config, line.trim()).await;
-                let _ = write.write_all(json.as_bytes()).await;
-                return;
-            }
-            let (answer, ops) = execute(&shared.spool, line.trim());
-            let answer = if ops.is_empty() {
-                answer
-            } else {
-                match shared.spool.commit(ops).await {
-                    Ok(()) => {
-                        info!(request = %line.trim(), "queue command");
-                        shared.wake.notify_one();
-                        answer
-                    }
-                    Err(e) => Answer::Error(e.to_string()),
-                }
-            };
-            let json = serde_json::to_string(&answer).unwrap_or_default();
-            let _ = write.write_all(json.as_bytes()).await;
-        });
-    }
-    let _ = std::fs::remove_file(&path);
+    serde_json::to_string(&answer).unwrap_or_default()
 }
 
 /// Runs one request for the CLI: through the running server if there is one, else on
 /// the spool directly.
 pub async fn request(spool_dir: &Path, request: &str) -> Result<Answer, String> {
-    if let Ok(mut stream) = UnixStream::connect(socket_path(spool_dir)).await {
-        stream
-            .write_all(format!("{request}\n").as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut out = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut out)
-            .await
-            .map_err(|e| e.to_string())?;
-        return serde_json::from_str(&out).map_err(|e| format!("bad answer from the server: {e}"));
+    if let Some(out) = crate::control::ask(&socket_path(spool_dir), request).await {
+        return serde_json::from_str(&out?).map_err(|e| format!("bad answer from the server: {e}"));
     }
     let spool = Spool::open(spool_dir).map_err(|e| e.to_string())?;
     let (answer, ops) = execute(&spool, request);

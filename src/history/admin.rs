@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -93,28 +91,9 @@ pub async fn serve_socket(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
-    let _ = std::fs::remove_file(&path);
-    let listener = match UnixListener::bind(&path) {
-        Ok(l) => l,
-        Err(e) => {
-            warn!(path = %path.display(), error = %e, "history control socket unavailable");
-            return;
-        }
-    };
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
-            _ = shutdown.cancelled() => break,
-        };
+    crate::control::serve(path, "history", shutdown, move |line: String| {
         let (h, shared) = (h.clone(), shared.clone());
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut line = String::new();
-            if BufReader::new(read).read_line(&mut line).await.is_err() {
-                return;
-            }
+        async move {
             let answer = match serde_json::from_str::<Request>(&line) {
                 Ok(r) => {
                     info!(request = ?r, "history command");
@@ -127,29 +106,19 @@ pub async fn serve_socket(
                 }
                 Err(e) => Answer::Error(format!("bad request: {e}")),
             };
-            let json = serde_json::to_string(&answer).unwrap_or_default();
-            let _ = write.write_all(json.as_bytes()).await;
-        });
-    }
-    let _ = std::fs::remove_file(&path);
+            serde_json::to_string(&answer).unwrap_or_default()
+        }
+    })
+    .await
 }
 
 /// Runs one request for the CLI: through the running server if there is one, else on
 /// the history (and, for a backfill, the spool) directly.
 pub async fn request(config: &Config, r: Request) -> Result<Answer, String> {
     let spool_dir = &config.server.spool;
-    if let Ok(mut stream) = UnixStream::connect(socket_path(spool_dir)).await {
-        let line = serde_json::to_string(&r).map_err(|e| e.to_string())? + "\n";
-        stream
-            .write_all(line.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut out = String::new();
-        stream
-            .read_to_string(&mut out)
-            .await
-            .map_err(|e| e.to_string())?;
-        return serde_json::from_str(&out).map_err(|e| format!("bad answer from the server: {e}"));
+    let line = serde_json::to_string(&r).map_err(|e| e.to_string())?;
+    if let Some(out) = crate::control::ask(&socket_path(spool_dir), &line).await {
+        return serde_json::from_str(&out?).map_err(|e| format!("bad answer from the server: {e}"));
     }
     let keep = config.history.as_ref().map(|h| h.keep).unwrap_or_default();
     let h = History::open(spool_dir, keep)?;
