@@ -11,7 +11,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use teamrelay::address::Address;
 use teamrelay::config::Config;
-use teamrelay::route::{members, plan, DeliveryKind, Envelope, Ingress, Memory, MessageFacts};
+use teamrelay::route::{plan, DeliveryKind, Envelope, Ingress, Memory, MessageFacts};
 
 const UNIVERSE: &[&str] = &[
     "alice@example.com",
@@ -127,7 +127,7 @@ fuzz_target!(|input: Input| {
     if p.archive_skip.is_none() {
         for l in &p.archives_matched {
             assert!(c.list(l).is_some_and(|l| l.is_archive()));
-            for m in members(c, l) {
+            for m in c.members(l) {
                 assert!(seen.contains(&m) || p.skipped.iter().any(|s| s.address == m), "{m} has no reason: {p:?}");
             }
         }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::checker::Checker;
 use super::raw::{RawMemory, RawTeam};
-use super::validate::Checker;
 use super::{List, MemoryConfig, TeamAwareness};
 use crate::address::Address;
 

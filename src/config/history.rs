@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::checker::Checker;
 use super::raw::SpStr;
-use super::validate::Checker;
 
 /// Default `keep`: two years.
 pub const DEFAULT_KEEP: Duration = Duration::from_secs(2 * 365 * 86400);

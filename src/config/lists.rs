@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use toml::Spanned;
 
+use super::checker::Checker;
 use super::raw::RawList;
-use super::validate::Checker;
 use super::{List, Team};
 use crate::address::{Address, Pattern};
 

@@ -3,6 +3,7 @@
 //! and key. A `Config` value is therefore always valid; nothing downstream re-checks it.
 
 mod awareness;
+mod checker;
 mod duration;
 pub mod history;
 mod lists;
@@ -220,6 +221,36 @@ impl List {
 }
 
 impl Config {
+    /// Every leaf member of a list, depth first in file order, each once. Safe on
+    /// cycles (validation forbids them, but the policy must not loop if handed one).
+    pub fn members(&self, list: &Address) -> Vec<Address> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut visiting = std::collections::HashSet::new();
+        self.walk_members(list, &mut out, &mut seen, &mut visiting);
+        out
+    }
+
+    fn walk_members(
+        &self,
+        list: &Address,
+        out: &mut Vec<Address>,
+        seen: &mut std::collections::HashSet<Address>,
+        visiting: &mut std::collections::HashSet<Address>,
+    ) {
+        let Some(l) = self.list(list) else { return };
+        if !visiting.insert(list.clone()) {
+            return;
+        }
+        for m in &l.members {
+            if self.list(m).is_some() {
+                self.walk_members(m, out, seen, visiting);
+            } else if seen.insert(m.clone()) {
+                out.push(m.clone());
+            }
+        }
+    }
+
     /// Whether `addr` is in one of the team's domains.
     pub fn is_internal(&self, addr: &Address) -> bool {
         self.team.domains.iter().any(|d| d == addr.domain())

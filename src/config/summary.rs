@@ -3,7 +3,6 @@
 use std::fmt::Write;
 
 use super::*;
-use crate::route::members;
 
 /// A readable summary: domains, listeners, delivery, lists with expanded members, and
 /// archive lists with whom they cover.
@@ -90,7 +89,8 @@ pub fn summary(config: &Config) -> String {
         let _ = writeln!(out);
         let _ = writeln!(out, "{title}");
         for l in config.lists.iter().filter(|l| l.is_archive() == archive) {
-            let m: Vec<String> = members(config, &l.address)
+            let m: Vec<String> = config
+                .members(&l.address)
                 .iter()
                 .map(|a| a.to_string())
                 .collect();

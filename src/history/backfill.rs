@@ -12,7 +12,7 @@ use super::record::{Direction, Record};
 use super::store::History;
 use crate::address::{Address, Pattern};
 use crate::config::{Config, List};
-use crate::route::{self, archive_block, route_of, MessageFacts, RouteKind};
+use crate::route::{archive_block, route_of, MessageFacts, RouteKind};
 use crate::spool::{self, NewBody, NewMessage, Rcpt, RcptState, Spool, StoredDelivery, StoredKind};
 
 /// Messages queued per spool commit.
@@ -31,7 +31,7 @@ fn has_it(h: &History, r: &Record, member: &Address) -> bool {
 /// Whether one `archive_of` entry covers a team participant (as in SPEC §4).
 fn covers(config: &Config, pattern: &Pattern, who: &Address) -> bool {
     match pattern {
-        Pattern::Exact(a) if config.list(a).is_some() => route::members(config, a).contains(who),
+        Pattern::Exact(a) if config.list(a).is_some() => config.members(a).contains(who),
         p => p.matches(who),
     }
 }
@@ -47,7 +47,7 @@ pub fn covering_list<'a>(
         .lists
         .iter()
         .filter(|l| l.is_archive())
-        .filter(|l| route::members(config, &l.address).contains(member))
+        .filter(|l| config.members(&l.address).contains(member))
         .find_map(|l| {
             let concerns: Vec<Address> = team
                 .iter()

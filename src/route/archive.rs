@@ -2,74 +2,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::expand::{members, push_by_route, Expanded};
+use super::expand::{push_by_route, Expanded};
 use super::headers::{archive_block, MessageFacts};
 use super::*;
 use crate::address::Pattern;
-
-/// The participants of a message (SPEC §3), sorted out.
-#[derive(Debug, Default)]
-pub struct Participants {
-    /// External participants, in the order first seen.
-    pub external: Vec<Address>,
-    /// Internal participants with the lists they name expanded, without the private
-    /// address and `-bounces` addresses.
-    pub team: Vec<Address>,
-    /// The message comes from outside (judged on the envelope sender).
-    pub inbound: bool,
-}
-
-/// Collects participants: envelope sender, envelope recipients (not in tap mode, where
-/// the only recipient is the tap address) and the From/To/Cc headers (plus the
-/// original-recipient headers in tap mode).
-pub fn participants(
-    config: &Config,
-    envelope: &Envelope,
-    facts: &MessageFacts,
-    ingress: Ingress,
-) -> Participants {
-    let mut all: Vec<&Address> = envelope.sender.iter().collect();
-    if ingress == Ingress::Normal {
-        all.extend(&envelope.recipients);
-    } else {
-        all.extend(&facts.original_to);
-    }
-    all.extend(facts.header_addresses());
-    let mut p = Participants::default();
-    let mut seen = HashSet::new();
-    let mut add_team = |p: &mut Participants, a: &Address| {
-        let skip = Some(a) == config.team.private_address.as_ref()
-            || config.list_of_bounces(a).is_some()
-            || !config.is_internal(a);
-        if !skip && seen.insert(a.clone()) {
-            p.team.push(a.clone());
-        }
-    };
-    for a in all {
-        if !config.is_internal(a) {
-            if !p.external.contains(a) {
-                p.external.push(a.clone());
-            }
-        } else if config.list(a).is_some() {
-            for m in members(config, a) {
-                add_team(&mut p, &m);
-            }
-        } else {
-            add_team(&mut p, a);
-        }
-    }
-    p.inbound = match &envelope.sender {
-        Some(s) if config.is_internal(s) => false,
-        Some(_) if ingress == Ingress::Tap => {
-            // Providers may rewrite the envelope sender of the copies they make (SRS);
-            // the author's From then tells the direction.
-            !facts.from.first().is_some_and(|f| config.is_internal(f))
-        }
-        Some(_) => true,
-        None => false,
-    };
-    p
-}
 
 /// The reason the whole archive step is skipped, if any, in SPEC order.
 fn skip_reason(
@@ -128,7 +64,7 @@ fn skip_reason(
 /// Whether one `archive_of` entry covers a team participant.
 fn covers(config: &Config, pattern: &Pattern, who: &Address) -> bool {
     match pattern {
-        Pattern::Exact(a) if config.list(a).is_some() => members(config, a).contains(who),
+        Pattern::Exact(a) if config.list(a).is_some() => config.members(a).contains(who),
         p => p.matches(who),
     }
 }
@@ -173,7 +109,7 @@ pub fn choose_copies(
         any_list = true;
         plan.archives_matched.push(list.address.clone());
         let mut copies = Vec::new();
-        for m in members(config, &list.address) {
+        for m in config.members(&list.address) {
             let reason = if ex.primary.contains(&m) {
                 Some(SkipReason::PrimaryRecipient)
             } else if envelope.sender.as_ref() == Some(&m) {

@@ -30,7 +30,7 @@ impl<'a> Context<'a> {
         ingress: Ingress,
         ex: &expand::Expanded,
     ) -> Context<'a> {
-        let p = archive::participants(config, envelope, facts, ingress);
+        let p = participants::participants(config, envelope, facts, ingress);
         let person = envelope.sender.as_ref().filter(|s| {
             config.is_internal(s) && config.list(s).is_none() && config.list_of_bounces(s).is_none()
         });
@@ -74,7 +74,7 @@ impl<'a> Context<'a> {
             if !self.config.list(list).is_some_and(|l| l.assign_owner) {
                 continue;
             }
-            if !members(self.config, list).contains(owner) {
+            if !self.config.members(list).contains(owner) {
                 plan.assign_notes.push(format!(
                     "{list}: the thread's owner {owner} is not a member, the whole list gets it"
                 ));
@@ -125,7 +125,7 @@ impl<'a> Context<'a> {
                 .or_else(|| self.config.team.aware.cover.clone());
             let Some(cover) = cover else { continue };
             let targets = if self.config.list(&cover).is_some() {
-                members(self.config, &cover)
+                self.config.members(&cover)
             } else {
                 vec![cover]
             };

@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::archive::participants;
 use super::headers::{archive_block, list_block, MessageFacts};
+use super::participants::participants;
 use super::*;
 
 /// The envelope recipients sorted out.
@@ -18,36 +18,6 @@ pub struct Expanded {
     pub primary: HashSet<Address>,
     /// The private address was among the recipients.
     pub addressed_private: bool,
-}
-
-/// Every leaf member of a list, depth first in file order, each once. Safe on cycles
-/// (validation forbids them, but the policy must not loop if handed one).
-pub fn members(config: &Config, list: &Address) -> Vec<Address> {
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    let mut visiting = HashSet::new();
-    walk(config, list, &mut out, &mut seen, &mut visiting);
-    out
-}
-
-fn walk(
-    config: &Config,
-    list: &Address,
-    out: &mut Vec<Address>,
-    seen: &mut HashSet<Address>,
-    visiting: &mut HashSet<Address>,
-) {
-    let Some(l) = config.list(list) else { return };
-    if !visiting.insert(list.clone()) {
-        return;
-    }
-    for m in &l.members {
-        if config.list(m).is_some() {
-            walk(config, m, out, seen, visiting);
-        } else if seen.insert(m.clone()) {
-            out.push(m.clone());
-        }
-    }
 }
 
 /// Sorts the envelope recipients into direct ones and list members, recording skips.
@@ -84,7 +54,7 @@ pub fn expand_recipients(config: &Config, envelope: &Envelope, plan: &mut Plan) 
     let mut reached_via: HashMap<Address, Address> = HashMap::new();
     for list in addressed_lists {
         let mut delivered = Vec::new();
-        for m in members(config, &list) {
+        for m in config.members(&list) {
             if Some(&m) == private {
                 plan.skipped.push(Skipped {
                     address: m,

@@ -14,6 +14,7 @@ mod awareness_tests;
 mod expand;
 mod explain;
 mod headers;
+mod participants;
 mod recall;
 #[cfg(test)]
 mod tests;
@@ -21,8 +22,8 @@ mod tests;
 use std::collections::HashSet;
 use std::fmt;
 
-pub use archive::{participants, Participants};
-pub use expand::members;
+pub use participants::{participants, Participants};
+
 pub use explain::explain;
 pub use headers::{archive_block, normalize_id, render, MessageFacts};
 pub use recall::{
