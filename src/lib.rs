@@ -21,6 +21,7 @@ pub mod control;
 pub mod deliver;
 pub mod history;
 pub mod logfmt;
+pub mod maillog;
 pub mod memory;
 pub mod metrics;
 pub mod private_fs;

@@ -55,6 +55,15 @@ fn spec5_a_strangers_message_through_the_relay_listener_is_refused() {
     assert!(!r.success, "{r:?}");
     std::thread::sleep(Duration::from_millis(500));
     assert!(outside.txns().is_empty());
+    // One vocabulary for refusals: the log names the stage, the address and the reply.
+    let log = relay.log();
+    assert!(
+        log.lines().any(
+            |l| l.contains("rejected id=- stage=rcpt what=victim@elsewhere.example")
+                && l.contains("code=554 reply=\"554 5.7.1 relay access denied\"")
+        ),
+        "{log}"
+    );
 }
 
 /// RFC 5321 §4.1.2 / SPEC §5: a quoted local part is a customer's valid address: it is

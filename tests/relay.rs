@@ -105,6 +105,18 @@ X-Auto-Response-Suppress: All\r\n";
         "{}",
         s.relay.log()
     );
+    // SPEC §4: the archive step is logged, one `archived` line per archive list.
+    let log = s.relay.log();
+    let archived = log
+        .lines()
+        .find(|l| l.contains("archived id="))
+        .unwrap_or_else(|| panic!("no archived line:\n{log}"));
+    assert!(
+        archived.contains(
+            "list=customers-archive@example.com to=bob@example.com,carol@example.com,dan@example.com"
+        ),
+        "{archived}"
+    );
 }
 
 #[test]

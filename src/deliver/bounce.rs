@@ -70,7 +70,7 @@ pub async fn bounces(
         });
         metrics::counter!("teamrelay_dsn_total").increment(1);
         let rcpts: Vec<&str> = failures.iter().map(|f| f.recipient.as_str()).collect();
-        info!(id = %entry.id, dsn = %id, to = %sender, failed = %rcpts.join(","), "bounced");
+        crate::maillog::bounced(&entry.id, &id, &sender, &rcpts);
     }
     dsns
 }

@@ -150,7 +150,8 @@ async fn deliver_message(shared: &Shared, out: &Outbound, id: &str) {
         };
         metrics::histogram!(crate::metrics::DELIVERY_SECONDS, "route" => route.to_string())
             .record(started.elapsed().as_secs_f64());
-        failed.extend(record(&mut entry, i, route, results));
+        let retry_in = retry_delay(&config, entry.attempts + 1);
+        failed.extend(record(&mut entry, i, route, results, retry_in));
     }
     finish(shared, &config, entry, failed).await;
 }
@@ -235,6 +236,7 @@ fn record(
     i: usize,
     route: RouteKind,
     results: mx::HopResults,
+    retry_in: Duration,
 ) -> Vec<(usize, String, String)> {
     let id = entry.id.clone();
     // How long the message has waited, on every outcome line (as Postfix's delay=).
@@ -251,46 +253,40 @@ fn record(
             Outcome::Failed(_) => "failed",
         };
         metrics::counter!("teamrelay_deliveries_total", "route" => route.to_string(), "result" => result).increment(1);
+        let route_name = route.to_string();
+        let next_hop = || {
+            hop.as_ref().map(|h| crate::maillog::NextHop {
+                host: &h.host,
+                ip: h.ip,
+            })
+        };
         r.state = match outcome {
             Outcome::Delivered(reply) => {
-                match &hop {
-                    Some(h) => {
-                        info!(id = %id, to = %addr, route = %route, delay_s = delay, mx = %h.host, ip = %h.ip, reply = %reply, "delivered")
-                    }
-                    None => {
-                        info!(id = %id, to = %addr, route = %route, delay_s = delay, reply = %reply, "delivered")
-                    }
-                }
+                crate::maillog::delivered(&id, &addr, &route_name, delay, next_hop(), &reply);
                 RcptState::Delivered
             }
             Outcome::Deferred(why) => {
-                match &hop {
-                    Some(h) => {
-                        info!(id = %id, to = %addr, route = %route, delay_s = delay, mx = %h.host, ip = %h.ip, error = %why, "deferred")
-                    }
-                    None => {
-                        info!(id = %id, to = %addr, route = %route, delay_s = delay, error = %why, "deferred")
-                    }
-                }
+                let hop = next_hop();
+                crate::maillog::deferred(&id, &addr, &route_name, delay, hop, retry_in, &why);
                 RcptState::Pending {
                     last_error: Some(why),
                 }
             }
             Outcome::Failed(why) => {
-                match &hop {
-                    Some(h) => {
-                        warn!(id = %id, to = %addr, route = %route, delay_s = delay, mx = %h.host, ip = %h.ip, error = %why, "failed")
-                    }
-                    None => {
-                        warn!(id = %id, to = %addr, route = %route, delay_s = delay, error = %why, "failed")
-                    }
-                }
+                crate::maillog::failed(&id, &addr, &route_name, delay, next_hop(), &why);
                 failed.push((i, addr.clone(), why.clone()));
                 RcptState::Failed { error: why }
             }
         };
     }
     failed
+}
+
+/// The wait after try number `attempts` (1 for the first): the `deliver.retry` delays
+/// in turn, the last one repeating. A valid config has at least one.
+fn retry_delay(config: &Config, attempts: u32) -> Duration {
+    let retry = &config.deliver.retry;
+    retry[(attempts as usize).saturating_sub(1).min(retry.len() - 1)]
 }
 
 /// Gives up on recipients pending past `max_queue_time`; returns them like [`record`].
@@ -332,10 +328,7 @@ async fn finish(
     let mut ops = Vec::new();
     if entry.has_pending() {
         // A valid config has at least one retry delay; the last one repeats.
-        let retry = &config.deliver.retry;
-        let delay = retry[(entry.attempts as usize)
-            .saturating_sub(1)
-            .min(retry.len() - 1)];
+        let delay = retry_delay(config, entry.attempts);
         entry.next_try = now + delay.as_secs();
         info!(id = %entry.id, retry_in = %crate::config::format_duration(delay), pending = entry.pending_addresses().len(), "rescheduled");
         ops.push(Op::Put(entry.clone()));

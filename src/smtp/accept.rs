@@ -30,10 +30,12 @@ impl Session {
         let facts = std::panic::catch_unwind(AssertUnwindSafe(|| MessageFacts::from_message(head)))
             .unwrap_or_default();
         if facts.received_count > MAX_RECEIVED {
-            info!(id = %id, received = facts.received_count, "rejected: mail loop");
+            let reply = Reply::loop_detected();
+            let what = format!("{} Received fields", facts.received_count);
+            crate::maillog::rejected("data", Some(id), &what, self.peer, &reply);
             crate::metrics::rejected_message("mail_loop");
             sink.discard().await;
-            return Reply::loop_detected();
+            return reply;
         }
         let (sender, recipients) = (txn.sender.clone(), txn.recipients.as_slice());
         let config = self.config.clone();
@@ -187,10 +189,20 @@ fn log_accepted(
     size: usize,
     peer: std::net::SocketAddr,
 ) {
-    let from = txn.sender.as_ref().map_or(String::new(), |s| s.to_string());
-    let rcpts: Vec<String> = txn.recipients.iter().map(|r| r.to_string()).collect();
-    let message_id = facts.message_id.as_deref().unwrap_or("");
-    info!(id = %id, from = %from, rcpts = %rcpts.join(","), size, message_id = %message_id, peer = %peer, "accepted");
+    crate::maillog::accepted(
+        id,
+        txn.sender.as_ref(),
+        &txn.recipients,
+        size,
+        facts.message_id.as_deref(),
+        peer,
+    );
+    for d in &plan.deliveries {
+        if let route::DeliveryKind::Archive(list) = &d.kind {
+            let to: Vec<String> = d.recipients.iter().map(|r| r.to_string()).collect();
+            crate::maillog::archived(id, &list.to_string(), &to);
+        }
+    }
     metrics::counter!("teamrelay_messages_accepted_total").increment(1);
     metrics::histogram!(crate::metrics::MESSAGE_BYTES).record(size as f64);
     metrics::counter!("teamrelay_archive_copies_total").increment(plan.archive_copies() as u64);

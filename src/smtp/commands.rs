@@ -226,7 +226,7 @@ impl Session {
             Err(reply) => return self.reply(reply),
         };
         if let Some(refusal) = self.refuse_recipient(&rcpt) {
-            info!(peer = %self.peer, rcpt = %rcpt, code = refusal.code, "rejected recipient");
+            crate::maillog::rejected("rcpt", None, rcpt.as_str(), self.peer, &refusal);
             crate::metrics::rejected_recipient(refusal.reason());
             return self.reply(refusal);
         }
@@ -308,7 +308,7 @@ impl Session {
         let txn = self.txn.take().unwrap_or_default();
         let reply = match received {
             Err(reply) => {
-                info!(id = %id, peer = %self.peer, code = reply.code, reason = %reply, "rejected");
+                crate::maillog::rejected("data", Some(id), "message", self.peer, &reply);
                 crate::metrics::rejected_message(reply.reason());
                 sink.discard().await;
                 reply
