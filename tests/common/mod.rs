@@ -16,13 +16,28 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a server a test starts next.
+///
+/// Not port 0's pick: the kernel hands those out of its ephemeral range (32768–60999
+/// here), which is also where every outgoing connection of a concurrent test takes its
+/// source port, so a port "free a moment ago" could be a client's by the time the
+/// server binds it (seen in CI: `Address already in use` under the thousand-connection
+/// test). Below that range no client ever takes one; a per-process sequence from a
+/// process-id offset keeps two tests of one run from being handed the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(389) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (offset + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOW} and {}", LOW + SPAN)
 }
 
 /// A loopback address no other test of this run uses (127.P.N.M, P from the process id),
