@@ -43,14 +43,10 @@ pub async fn bounces(
         };
         let message = dsn::build(&config.server.hostname, &original, &failures);
         let id = spool::Spool::new_id();
-        let date = mail_parser::DateTime::from_timestamp(spool::now() as i64).to_rfc822();
         dsns.push(NewMessage {
             id: id.clone(),
             sender: None,
-            received: format!(
-                "Received: by {} (teamrelay) id {id};\r\n\t{date}",
-                config.server.hostname
-            ),
+            received: spool::local_received(&config.server.hostname, &id),
             size: message.len() as u64,
             // The DSN's own text is ASCII, but it quotes the original's header section,
             // which may hold 8-bit bytes.

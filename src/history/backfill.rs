@@ -146,13 +146,9 @@ fn copy(
     let mut headers = archive_block(&list.address, concerns, inbound, owner.as_ref(), &facts);
     headers.push(("X-Teamrelay-Backfill".to_string(), "yes".to_string()));
     let id = Spool::new_id();
-    let date = mail_parser::DateTime::from_timestamp(spool::now() as i64).to_rfc822();
     let bounces = list.address.bounces().to_string();
     NewMessage {
-        received: format!(
-            "Received: by {} (teamrelay) id {id};\r\n\t{date}",
-            config.server.hostname
-        ),
+        received: spool::local_received(&config.server.hostname, &id),
         id,
         sender: Some(bounces.clone()),
         size: raw.len() as u64,

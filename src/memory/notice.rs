@@ -105,14 +105,10 @@ pub fn notice(config: &Config, c: &Collision) -> Option<NewMessage> {
     let message = build(&config.server.hostname, c, &id, now);
     // The quoted excerpt is the teammate's own text: 8-bit whenever it is not ASCII.
     let eight_bit = !message.is_ascii();
-    let date = mail_parser::DateTime::from_timestamp(now as i64).to_rfc822();
     Some(NewMessage {
         id: id.clone(),
         sender: None,
-        received: format!(
-            "Received: by {} (teamrelay) id {id};\r\n\t{date}",
-            config.server.hostname
-        ),
+        received: spool::local_received(&config.server.hostname, &id),
         size: message.len() as u64,
         deliveries: vec![StoredDelivery {
             // A DSN's kind: sent from <>, and a failure is logged, never bounced.

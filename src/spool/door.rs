@@ -41,6 +41,13 @@ pub struct NewMessage {
     pub eight_bit: bool,
 }
 
+/// The `Received:` field of a message teamrelay makes itself (a DSN, a notice, a
+/// backfilled copy): no peer to name, just this host, the new queue id and the time.
+pub fn local_received(hostname: &str, id: &str) -> String {
+    let date = mail_parser::DateTime::from_timestamp(now() as i64).to_rfc822();
+    format!("Received: by {hostname} (teamrelay) id {id};\r\n\t{date}")
+}
+
 impl Spool {
     /// Queues `messages` and applies `with` in one durable commit (see the module doc).
     pub async fn accept(

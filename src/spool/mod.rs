@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use body::BodySink;
 pub use commit::Op;
-pub use door::{NewBody, NewMessage};
+pub use door::{local_received, NewBody, NewMessage};
 pub use entry::{Entry, Rcpt, RcptState, StoredDelivery, StoredKind};
 pub use memory::MemoryOp;
 
