@@ -41,7 +41,7 @@ pub fn accepted(
 /// names it) or `data` (the whole message, `id` is its would-be queue id).
 pub fn rejected(stage: &str, id: Option<&str>, what: &str, peer: SocketAddr, reply: &Reply) {
     let id = id.unwrap_or("-");
-    info!(id = %id, stage = %stage, what = %what, peer = %peer, code = reply.code, reply = %reply, "rejected");
+    info!(id = %id, stage = %stage, what = %what, peer = %peer, reason = reply.reason(), code = reply.code, reply = %reply, "rejected");
 }
 
 /// Archive copies were planned for `to` from archive list `list` (SPEC §4).

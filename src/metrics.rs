@@ -48,6 +48,7 @@ const MESSAGE_REASONS: &[&str] = &[
     "local_error",
     "memory_unavailable",
     "connection_closed",
+    "idle_timeout",
     "other",
 ];
 /// Reasons a recipient is refused at RCPT.

@@ -33,7 +33,7 @@ impl Session {
             let reply = Reply::loop_detected();
             let what = format!("{} Received fields", facts.received_count);
             crate::maillog::rejected("data", Some(id), &what, self.peer, &reply);
-            crate::metrics::rejected_message("mail_loop");
+            crate::metrics::rejected_message(reply.reason());
             sink.discard().await;
             return reply;
         }
@@ -66,7 +66,9 @@ impl Session {
                     warn!(id = %id, error = %e, "cannot read message body for the history");
                     sink.discard().await;
                     let _ = self.shared.memory.release(&plan.remember).await;
-                    return Reply::local_error();
+                    let reply = Reply::local_error();
+                    crate::metrics::rejected_message(reply.reason());
+                    return reply;
                 }
             },
             _ => None,
@@ -107,8 +109,9 @@ impl Session {
             warn!(id = %id, error = %e, "cannot spool message");
             // The sender retries: the copies this attempt claimed must be claimable.
             let _ = self.shared.memory.release(&plan.remember).await;
-            crate::metrics::rejected_message("local_error");
-            return Reply::local_error();
+            let reply = Reply::local_error();
+            crate::metrics::rejected_message(reply.reason());
+            return reply;
         }
         log_accepted(id, txn, &facts, &plan, size, self.peer);
         if !plan.deliveries.is_empty() {
@@ -224,8 +227,9 @@ async fn decide(
     let backend = shared.memory.clone();
     let unavailable = |e: crate::memory::MemoryError| {
         warn!(id = %id, backend = backend.name(), error = %e, "routing memory unavailable: message not accepted");
-        crate::metrics::rejected_message("memory_unavailable");
-        Reply::local_error()
+        let reply = Reply::local_error().because("memory_unavailable");
+        crate::metrics::rejected_message(reply.reason());
+        reply
     };
     let memory = backend
         .recall(&route::Query::of(facts))

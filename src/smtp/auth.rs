@@ -109,11 +109,7 @@ impl Session {
     /// Reads one base64 response line after a `334` challenge; `None` (with the reply
     /// given) when the client cancels or sends junk.
     async fn challenge(&mut self, prompt: &str) -> Option<Vec<u8>> {
-        self.reply(Reply {
-            code: 334,
-            enhanced: "",
-            lines: vec![prompt.to_string()],
-        });
+        self.reply(Reply::new(334, "", prompt));
         let Some(line) = self.read_auth_line().await else {
             self.closing = true;
             return None;

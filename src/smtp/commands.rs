@@ -115,11 +115,7 @@ impl Session {
         if self.auth_offered() {
             lines.push("AUTH PLAIN LOGIN".into());
         }
-        self.reply(Reply {
-            code: 250,
-            enhanced: "",
-            lines,
-        });
+        self.reply(Reply::lines(250, "", lines));
     }
 
     fn mail(&mut self, from: smtp_proto::MailFrom<Cow<'_, str>>, line: &[u8]) {

@@ -119,11 +119,7 @@ pub async fn run(
         return;
     }
     let greeting = format!("{} ESMTP teamrelay", s.config.server.hostname);
-    s.reply(Reply {
-        code: 220,
-        enhanced: "",
-        lines: vec![greeting],
-    });
+    s.reply(Reply::new(220, "", greeting));
     while !s.closing {
         let line = tokio::select! {
             l = s.read_line() => l,
@@ -332,7 +328,8 @@ impl Session {
             match self.fill(DATA_CHUNK, deadline).await {
                 Ok(0) | Err(Line::Eof) => {
                     self.closing = true;
-                    return Err(Reply::new(451, "4.3.0", "connection closed during DATA"));
+                    return Err(Reply::new(451, "4.3.0", "connection closed during DATA")
+                        .because("connection_closed"));
                 }
                 Err(_) => {
                     self.closing = true;
