@@ -33,6 +33,18 @@ pub fn create_file(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Creates a new file readable and writable by its owner only; fails if it exists (a
+/// spool segment is never overwritten).
+pub fn create_new_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    file.set_permissions(Permissions::from_mode(FILE_MODE))?;
+    Ok(file)
+}
+
 /// Creates `dir` and any missing parents with mode `0700`, and makes `dir` itself
 /// `0700` if it already existed.
 pub fn create_dir_all(dir: &Path) -> io::Result<()> {

@@ -72,8 +72,10 @@ fn spec6_spool_and_maildir_are_owner_only_with_lf_line_endings() {
         .map(|d| d.count() > 0)
         .unwrap_or(false)));
     let spool = relay.dir.path().join("spool");
-    assert!(wait_for(T, || std::fs::read_dir(spool.join("bodies"))
-        .map(|d| d.count() > 0)
+    // The outbound message waits in the spool (no outside upstream): its body and
+    // record are in a segment, past the segment's 8-byte header.
+    assert!(wait_for(T, || std::fs::read_dir(spool.join("segments"))
+        .map(|d| d.flatten().any(|f| f.metadata().is_ok_and(|m| m.len() > 8)))
         .unwrap_or(false)));
 
     let mut entries = Vec::new();

@@ -29,7 +29,7 @@ pub async fn bounces(
     if by_sender.is_empty() {
         return Vec::new();
     }
-    let headers = read_head(&shared.spool.body_path(&entry.id)).await;
+    let headers = read_head(&shared.spool.body_of(entry)).await;
     let mut dsns = Vec::new();
     for (sender, failures) in by_sender {
         let Ok(to) = Address::parse(&sender) else {
@@ -99,11 +99,16 @@ fn by_sender(entry: &Entry, failed: &[(usize, String, String)]) -> BTreeMap<Stri
     by_sender
 }
 
-async fn read_head(path: &std::path::Path) -> Vec<u8> {
-    use tokio::io::AsyncReadExt;
-    let mut out = Vec::new();
-    if let Ok(f) = tokio::fs::File::open(path).await {
-        let _ = f.take(HEADER_LIMIT as u64).read_to_end(&mut out).await;
-    }
-    out
+async fn read_head(body: &spool::BodyLocation) -> Vec<u8> {
+    use std::io::Read;
+    let body = body.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        if let Ok(r) = body.open() {
+            let _ = r.take(HEADER_LIMIT as u64).read_to_end(&mut out);
+        }
+        out
+    })
+    .await
+    .unwrap_or_default()
 }

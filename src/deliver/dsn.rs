@@ -84,6 +84,9 @@ pub fn build(hostname: &str, original: &Original<'_>, failures: &[Failure]) -> V
     );
     MessageBuilder::new()
         .message_id(format!("{}.dsn@{hostname}", original.queue_id))
+        // The relay's clock, as in its Received field (mail-builder would read the
+        // system clock itself).
+        .date(crate::spool::now())
         .from(MbAddress::new_address(
             Some("Mail Delivery System"),
             format!("MAILER-DAEMON@{hostname}"),

@@ -4,6 +4,7 @@
 //! mutt expect (SPEC §6); the bytes are otherwise those received. Files are `0600` and
 //! directories `0700`: a mailbox is customer mail.
 
+use crate::spool::BodyLocation;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +42,7 @@ pub fn deliver(
     root: &Path,
     rcpts: &[String],
     prefix: &str,
-    body: &Path,
+    body: &BodyLocation,
     id: &str,
 ) -> Vec<(String, Outcome)> {
     rcpts
@@ -56,7 +57,7 @@ pub fn deliver(
         .collect()
 }
 
-fn deliver_one(dir: &Path, prefix: &str, body: &Path, id: &str) -> std::io::Result<()> {
+fn deliver_one(dir: &Path, prefix: &str, body: &BodyLocation, id: &str) -> std::io::Result<()> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     for sub in ["tmp", "new", "cur"] {
         crate::private_fs::create_dir_all(&dir.join(sub))?;
@@ -73,7 +74,7 @@ fn deliver_one(dir: &Path, prefix: &str, body: &Path, id: &str) -> std::io::Resu
         let mut f = crate::private_fs::create_file(&tmp)?;
         let mut lf = LfWriter::new(std::io::BufWriter::new(&mut f));
         lf.write_all(prefix.as_bytes())?;
-        std::io::copy(&mut std::fs::File::open(body)?, &mut lf)?;
+        std::io::copy(&mut body.open()?, &mut lf)?;
         lf.finish()?;
         f.sync_all()?;
         std::fs::rename(&tmp, dir.join("new").join(&name))?;
@@ -182,7 +183,7 @@ mod tests {
             &root,
             &["bob@example.com".into()],
             "Received: x\r\n",
-            &body,
+            &BodyLocation::file(body),
             "ID1",
         );
         assert_eq!(

@@ -99,7 +99,7 @@ async fn deliver_message(shared: &Shared, out: &Outbound, id: &str) {
         return;
     };
     let config = shared.config();
-    let body = shared.spool.body_path(id);
+    let body = shared.spool.body_of(&entry);
     let mut loaded: Option<client::Body> = None;
     let mut failed = Vec::new();
     for i in 0..entry.deliveries.len() {
@@ -128,7 +128,24 @@ async fn deliver_message(shared: &Shared, out: &Outbound, id: &str) {
             _ => {
                 let body = match &loaded {
                     Some(b) => b.clone(),
-                    None => loaded.insert(load_body(&body, entry.size).await).clone(),
+                    None => match load_body(&body, entry.size).await {
+                        Ok(b) => loaded.insert(b).clone(),
+                        Err(why) => {
+                            // Kept for the next try; the error shows in `queue show`.
+                            warn!(id = %id, error = %why, "deferred");
+                            let o = Outcome::Deferred(why);
+                            let results = rcpts.iter().map(|r| (r.clone(), o.clone(), None));
+                            let retry_in = retry_delay(&config, entry.attempts + 1);
+                            failed.extend(record(
+                                &mut entry,
+                                i,
+                                route,
+                                results.collect(),
+                                retry_in,
+                            ));
+                            continue;
+                        }
+                    },
                 };
                 let needs = convert::Needs {
                     smtputf8: entry.smtputf8
@@ -212,21 +229,23 @@ fn by_domain(rcpts: &[String]) -> Vec<(String, Vec<String>)> {
 }
 
 /// The body for network delivery: in memory when small (one read for all of this
-/// try's transactions), else streamed from the file.
-async fn load_body(path: &std::path::Path, size: u64) -> client::Body {
-    // A small file just written is in the page cache: reading it in place costs less
+/// try's transactions), else streamed from its file.
+async fn load_body(body: &spool::BodyLocation, size: u64) -> Result<client::Body, String> {
+    if let (Some(path), true) = (body.whole_file(), size > IN_MEMORY) {
+        return Ok(client::Body::File(path.to_path_buf()));
+    }
+    // A small body just written is in the page cache: reading it in place costs less
     // than handing the read to another thread and back.
     let read = if size <= INLINE_READ {
-        std::fs::read(path)
-    } else if size <= IN_MEMORY {
-        tokio::fs::read(path).await
+        body.read_all()
     } else {
-        return client::Body::File(path.to_path_buf());
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || body.read_all())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     };
-    match read {
-        Ok(bytes) => client::Body::Memory(bytes.into()),
-        Err(_) => client::Body::File(path.to_path_buf()),
-    }
+    read.map(|bytes| client::Body::Memory(bytes.into()))
+        .map_err(|e| format!("cannot read the queued body: {e}"))
 }
 
 /// Stores each recipient's outcome, logs and counts it; returns the new failures as

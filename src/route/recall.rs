@@ -44,7 +44,7 @@ pub struct RecentReply {
 }
 
 /// Everything the plan wants remembered once the message is accepted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remember {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,

@@ -1,11 +1,20 @@
-//! Writing a message body to its file while DATA streams in, so a 35 MiB message never
-//! sits in memory whole: bytes are buffered up to [`FLUSH_AT`] and then written out.
+//! Receiving a message body while DATA streams in. Up to [`FLUSH_AT`] it stays in memory
+//! and goes into a segment with its record (one fsync for the batch); past that it is
+//! written to its own file as it arrives, so a 35 MiB message never sits in memory whole.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 /// Buffered bytes that trigger a write to the file.
 pub const FLUSH_AT: usize = 256 * 1024;
+
+/// A received body, ready for the committer.
+pub enum Finished {
+    /// Small: goes into the segment with its record.
+    Memory(Vec<u8>),
+    /// Large: its own file, written but not yet synced.
+    File(std::fs::File),
+}
 
 /// The body of one message being received.
 pub struct BodySink {
@@ -32,23 +41,24 @@ impl BodySink {
         Ok(())
     }
 
-    /// Writes everything and returns the file, not yet fsync'd: the committer syncs all
-    /// files of a batch in one go (`Op::SyncBody`), so concurrent sessions share the
-    /// trip to the disk. Small bodies are written inline (a page-cache copy), large
-    /// ones off the async threads.
-    pub async fn finish(&mut self) -> std::io::Result<std::fs::File> {
+    /// The whole body: in memory when it never outgrew [`FLUSH_AT`] (it goes into a
+    /// segment), else its file with everything written, not yet fsync'd (the committer
+    /// syncs all files of a batch in one go, `Op::SyncBody`).
+    pub async fn finish(&mut self) -> std::io::Result<Finished> {
         if self.file.is_none() && self.buf.len() <= FLUSH_AT {
-            let mut f = crate::private_fs::create_file(&self.path)?;
-            f.write_all(&self.buf)?;
-            self.buf.clear();
-            self.file = Some(f.try_clone()?);
-            return Ok(f);
+            return Ok(Finished::Memory(std::mem::take(&mut self.buf)));
         }
         self.write_out(false).await?;
         match &self.file {
-            Some(f) => f.try_clone(),
+            Some(f) => f.try_clone().map(Finished::File),
             None => Err(std::io::Error::other("body file missing")),
         }
+    }
+
+    /// Whether the body went to its own file (which must be removed if the message is
+    /// not queued after all).
+    pub fn has_file(&self) -> bool {
+        self.file.is_some()
     }
 
     /// The whole message, for the copy the history keeps: from memory when it is small,

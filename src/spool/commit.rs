@@ -1,22 +1,37 @@
-//! The committer: one task applies every waiting write to sled and flushes once for the
-//! whole batch, so N concurrent sessions cost one fsync, not N.
+//! The committer: one task takes every request waiting at that moment as one batch
+//! (group commit). The batch's frames go into the current segment with one write and one
+//! `fdatasync`; then its records go into sled, unflushed (the segment is their durable
+//! copy until the next checkpoint); then every request of the batch is answered. Once a
+//! second, a checkpoint flushes sled and retires segments nothing needs any more.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::error;
+use tracing::{error, warn};
 
-use super::{schedule_key, CommitError, Entry, MemoryOp, Spool};
+use super::segment::{Batch, Kind, Position, Writer};
+use super::{now, schedule_key, CommitError, Entry, MemoryOp, Spool, StoredBody};
+
+/// How often sled is flushed and finished segments are deleted.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// One durable change.
 #[derive(Debug)]
 pub enum Op {
     /// Insert or replace a queued message and schedule it at its `next_try`.
     Put(Entry),
-    /// Remove a finished message (its body file is deleted after the flush).
+    /// Remove a finished message (its body goes once that is durable).
     Remove(String),
     /// Record routing memories.
     Memory(MemoryOp),
-    /// Make a new body file durable: its data, and its entry in the directory.
+    /// A new message's large body, in its own file: make it durable (data and directory
+    /// entry) before any record of the batch is written.
     SyncBody(std::fs::File),
+    /// A new message's small body: into the segment, and the message's `Put` in the
+    /// same request learns where.
+    AppendBody { id: String, bytes: Vec<u8> },
 }
 
 /// A batch of ops and whom to tell when they are durable.
@@ -27,12 +42,31 @@ pub struct Request {
 
 /// Runs until every [`Spool`] handle is dropped.
 ///
-/// Two stages, overlapped: while one batch's records are written and sled flushes, the
-/// next batch's body files are synced. Records are always written after their bodies are
-/// durable, and batches' records are written in order.
-pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Request>) {
+/// Two stages, overlapped: while one batch is written to the segment and sled, the next
+/// batch's large body files are synced. A batch's records are written only after its
+/// own body files are durable, and batches are written in order.
+pub async fn run(
+    db: sled::Db,
+    spool: Spool,
+    writer: Writer,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
+    let writer = Arc::new(Mutex::new(writer));
     let mut writing: Option<tokio::task::JoinHandle<()>> = None;
-    while let Some(first) = rx.recv().await {
+    let mut checkpoint = Checkpoints::default();
+    // A checkpoint is due a second after the first commit since the last one; an idle
+    // spool has no timer at all.
+    let mut due: Option<tokio::time::Instant> = None;
+    loop {
+        let first = tokio::select! {
+            r = rx.recv() => match r { Some(r) => r, None => break },
+            _ = sleep_until(due), if due.is_some() => {
+                checkpoint.maybe_start(&spool, &db);
+                due = None;
+                continue;
+            }
+        };
+        due.get_or_insert_with(|| tokio::time::Instant::now() + CHECKPOINT_EVERY);
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
@@ -41,25 +75,26 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
             .iter_mut()
             .map(|r| std::mem::take(&mut r.ops))
             .collect();
-        let spool2 = spool.clone();
+        let bodies = spool.dir.join("bodies");
         let synced = tokio::task::spawn_blocking(move || {
-            let r = sync_bodies(&spool2, &requests);
+            let r = sync_bodies(&bodies, &requests);
             (requests, r)
         })
         .await;
         if let Some(previous) = writing.take() {
             let _ = previous.await;
         }
-        let (spool3, db3, spool4) = (spool.clone(), db.clone(), spool.clone());
+        let (spool2, writer2) = (spool.clone(), writer.clone());
         writing = Some(tokio::spawn(async move {
-            let (result, removed) = match synced {
-                Ok((requests, Ok(()))) => {
-                    tokio::task::spawn_blocking(move || write_records(&spool3, &db3, &requests))
-                        .await
-                        .unwrap_or_else(|_| (Err(CommitError::Stopped), Vec::new()))
-                }
-                Ok((_, Err(e))) => (Err(e), Vec::new()),
-                Err(_) => (Err(CommitError::Stopped), Vec::new()),
+            let result = match synced {
+                Ok((requests, Ok(()))) => tokio::task::spawn_blocking(move || {
+                    let mut w = writer2.lock().unwrap_or_else(|e| e.into_inner());
+                    write_batch(&spool2, &mut w, requests)
+                })
+                .await
+                .unwrap_or(Err(CommitError::Stopped)),
+                Ok((_, Err(e))) => Err(e),
+                Err(_) => Err(CommitError::Stopped),
             };
             if let Err(e) = &result {
                 error!(error = %e, "spool commit failed");
@@ -67,62 +102,137 @@ pub async fn run(db: sled::Db, spool: Spool, mut rx: mpsc::UnboundedReceiver<Req
             for req in batch {
                 let _ = req.done.send(result.clone());
             }
-            if result.is_ok() {
-                for id in removed {
-                    let _ = std::fs::remove_file(spool4.body_path(&id));
-                }
-            }
         }));
     }
     if let Some(previous) = writing.take() {
         let _ = previous.await;
     }
-    // Last handle gone: make sure everything applied is on disk.
-    let _ = db.flush_async().await;
+    // Last handle gone: everything applied goes to sled's disk.
+    checkpoint.maybe_start(&spool, &db);
+    if let Some(running) = checkpoint.running.take() {
+        let _ = running.await;
+    }
 }
 
-/// Stage one: the batch's body files and their directory entries, durable.
-fn sync_bodies(spool: &Spool, requests: &[Vec<Op>]) -> Result<(), CommitError> {
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    if let Some(at) = due {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// The checkpoint in flight, and the position of the last one.
+#[derive(Default)]
+struct Checkpoints {
+    running: Option<tokio::task::JoinHandle<()>>,
+    last: Option<Position>,
+}
+
+impl Checkpoints {
+    /// Starts a checkpoint if there is news since the last and none is running.
+    fn maybe_start(&mut self, spool: &Spool, db: &sled::Db) {
+        if self.running.as_ref().is_some_and(|r| !r.is_finished()) {
+            return;
+        }
+        let Some(applied) = spool.segments.applied() else {
+            return;
+        };
+        if self.last == Some(applied) {
+            return;
+        }
+        self.last = Some(applied);
+        let (spool, db) = (spool.clone(), db.clone());
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = spool.checkpoint(&db, applied) {
+                warn!(error = %e, "spool checkpoint failed; the segments are kept");
+            }
+        }));
+    }
+}
+
+/// Stage one: the batch's large body files and their directory entries, durable.
+fn sync_bodies(bodies: &std::path::Path, requests: &[Vec<Op>]) -> Result<(), CommitError> {
     let files: Vec<&std::fs::File> = requests
         .iter()
         .flatten()
-        .filter_map(|op| {
-            if let Op::SyncBody(f) = op {
-                Some(f)
-            } else {
-                None
-            }
+        .filter_map(|op| match op {
+            Op::SyncBody(f) => Some(f),
+            _ => None,
         })
         .collect();
     if files.is_empty() {
         return Ok(());
     }
     sync_all_parallel(&files).map_err(|e| CommitError::BodySync(e.to_string()))?;
-    std::fs::File::open(spool.dir.join("bodies"))
+    // Every file body lives in `bodies/`; a batch's files share its fsync.
+    std::fs::File::open(bodies)
         .and_then(|d| d.sync_all())
         .map_err(|e| CommitError::BodySync(format!("bodies directory: {e}")))
 }
 
-/// Stage two: the batch's records, then sled's flush. Returns the result and the ids
-/// whose body files can go.
-fn write_records(
+/// Stage two: every frame of the batch into the segment (one write, one fdatasync), then
+/// the records into sled in request order.
+fn write_batch(
     spool: &Spool,
-    db: &sled::Db,
-    requests: &[Vec<Op>],
-) -> (Result<(), CommitError>, Vec<String>) {
-    let mut removed = Vec::new();
+    writer: &mut Writer,
+    mut requests: Vec<Vec<Op>>,
+) -> Result<(), CommitError> {
+    writer
+        .rotate_if_needed()
+        .map_err(|e| CommitError::Records(format!("cannot begin a segment: {e}")))?;
+    let at = now();
+    let frames = encode(writer.position(), at, &mut requests)?;
+    if !frames.bytes.is_empty() {
+        writer
+            .append(&frames)
+            .map_err(|e| CommitError::Records(format!("segment write: {e}")))?;
+    }
     let mut result = Ok(());
-    for ops in requests {
-        if let Err(e) = apply(spool, ops, &mut removed) {
+    for ops in &requests {
+        if let Err(e) = apply(spool, ops, at) {
             result = Err(CommitError::Records(e));
         }
     }
-    if result.is_ok() {
-        if let Err(e) = db.flush() {
-            result = Err(CommitError::Records(format!("flush: {e}")));
+    spool.segments.set_applied(writer.position());
+    result
+}
+
+/// The batch's frames, with every new `Put` told where its body went.
+fn encode(base: Position, at: u64, requests: &mut [Vec<Op>]) -> Result<Batch, CommitError> {
+    let mut batch = Batch::default();
+    let bad = |e: serde_json::Error| CommitError::Records(e.to_string());
+    for ops in requests.iter_mut() {
+        let mut placed: HashMap<String, StoredBody> = HashMap::new();
+        for op in ops.iter_mut() {
+            match op {
+                Op::AppendBody { id, bytes } => {
+                    let offset = base.offset + batch.body(id, bytes);
+                    let body = StoredBody::Segment {
+                        segment: base.segment,
+                        offset,
+                        len: bytes.len() as u64,
+                    };
+                    placed.insert(id.clone(), body);
+                }
+                Op::Put(entry) => {
+                    if let Some(body) = placed.get(&entry.id) {
+                        entry.body = *body;
+                    }
+                    batch.frame(Kind::Put, &[&serde_json::to_vec(entry).map_err(bad)?]);
+                }
+                Op::Remove(id) => {
+                    batch.frame(Kind::Remove, &[id.as_bytes()]);
+                }
+                Op::Memory(m) => {
+                    batch.frame(
+                        Kind::Memory,
+                        &[&serde_json::to_vec(&(at, &*m)).map_err(bad)?],
+                    );
+                }
+                Op::SyncBody(_) => {}
+            }
         }
     }
-    (result, removed)
+    Ok(batch)
 }
 
 /// fdatasync of every file, several at a time: the journal then commits them together,
@@ -145,38 +255,51 @@ fn sync_all_parallel(files: &[&std::fs::File]) -> std::io::Result<()> {
     })
 }
 
-/// Applies one request. Its queue records change in one atomic sled batch, so a DSN
-/// and the recipient state that caused it are recorded together or not at all.
-fn apply(spool: &Spool, ops: &[Op], removed: &mut Vec<String>) -> Result<(), String> {
+/// Applies one request to sled. Its queue records change in one atomic sled batch, so a
+/// DSN and the recipient state that caused it are recorded together or not at all.
+/// Also used to replay the segments on start.
+pub(super) fn apply(spool: &Spool, ops: &[Op], at: u64) -> Result<(), String> {
     let mut batch = sled::Batch::default();
-    let mut schedule_old = Vec::new();
+    let mut old = Vec::new();
     let mut schedule_new = Vec::new();
+    let mut added = Vec::new();
     for op in ops {
         match op {
             Op::Put(entry) => {
                 let json = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
                 batch.insert(entry.id.as_bytes(), json);
-                schedule_old.push(entry.id.clone());
+                let before = spool.get(&entry.id);
+                if before.is_none() {
+                    added.push(entry.body);
+                }
+                old.extend(before);
                 schedule_new.push(schedule_key(entry.next_try, &entry.id));
             }
             Op::Remove(id) => {
                 batch.remove(id.as_bytes());
-                schedule_old.push(id.clone());
-                removed.push(id.clone());
+                old.extend(spool.get(id));
             }
-            Op::Memory(m) => m.apply(&spool.memories).map_err(|e| e.to_string())?,
-            Op::SyncBody(_) => {}
+            Op::Memory(m) => m.apply_at(&spool.memories, at).map_err(|e| e.to_string())?,
+            Op::SyncBody(_) | Op::AppendBody { .. } => {}
         }
     }
     // Old schedule keys: a rescheduled or finished message must not stay due.
-    for id in &schedule_old {
-        if let Some(old) = spool.get(id) {
-            let _ = spool.schedule.remove(schedule_key(old.next_try, &old.id));
-        }
+    for e in &old {
+        let _ = spool.schedule.remove(schedule_key(e.next_try, &e.id));
     }
     spool.queue.apply_batch(batch).map_err(|e| e.to_string())?;
     for key in schedule_new {
         spool.schedule.insert(key, &[]).map_err(|e| e.to_string())?;
+    }
+    for body in added {
+        spool.segments.hold(body);
+    }
+    for op in ops {
+        if let Op::Remove(id) = op {
+            if let Some(e) = old.iter().find(|e| &e.id == id) {
+                spool.release_body(e);
+            }
+        }
     }
     Ok(())
 }

@@ -2,15 +2,18 @@
 //! SMTP, DSNs, and any message teamrelay makes itself — and owns the three promises
 //! every caller used to keep by hand:
 //!
-//! 1. **Body before record.** Each body is written and fsync'd (with its directory
-//!    entry) before its record is written; sled is flushed before `accept` returns.
+//! 1. **Body before record.** A small body goes into the segment with its record (one
+//!    fsync covers both, and a torn write drops both); a large body's file is fsync'd,
+//!    with its directory entry, before its record is written. `accept` returns once the
+//!    segment is synced.
 //! 2. **All or nothing.** A message's recipients are one record, and everything passed
 //!    in one call — several messages plus the caller's other ops (routing memories,
 //!    the delivery state a DSN reports) — is one commit.
 //! 3. **Cleanup.** If anything fails, every body this call wrote is removed and the
 //!    caller gets the error; nothing half-queued stays behind.
 
-use super::{now, BodySink, CommitError, Entry, Op, Spool, StoredDelivery};
+use super::body::{Finished, FLUSH_AT};
+use super::{now, BodySink, CommitError, Entry, Op, Spool, StoredBody, StoredDelivery};
 
 /// A body for a new message.
 pub enum NewBody {
@@ -59,29 +62,38 @@ impl Spool {
         let mut written = Vec::new();
         let arrival = now();
         for m in messages {
-            let file = match m.body {
+            let body = match m.body {
                 _ if m.deliveries.is_empty() => {
                     if let NewBody::Received(sink) = m.body {
                         sink.discard().await;
                     }
                     continue;
                 }
-                NewBody::Received(mut sink) => sink.finish().await,
+                NewBody::Received(mut sink) => {
+                    if sink.has_file() || sink.buf.len() > FLUSH_AT {
+                        written.push(m.id.clone());
+                    }
+                    sink.finish().await
+                }
+                NewBody::Built(bytes) if bytes.len() <= FLUSH_AT => Ok(Finished::Memory(bytes)),
                 NewBody::Built(bytes) => {
+                    written.push(m.id.clone());
                     let mut sink = self.body_sink(&m.id);
                     sink.buf = bytes;
                     sink.finish().await
                 }
             };
-            written.push(m.id.clone());
-            let file = match file {
-                Ok(f) => f,
+            match body {
+                Ok(Finished::Memory(bytes)) => ops.push(Op::AppendBody {
+                    id: m.id.clone(),
+                    bytes,
+                }),
+                Ok(Finished::File(file)) => ops.push(Op::SyncBody(file)),
                 Err(e) => {
                     self.remove_bodies(&written).await;
                     return Err(CommitError::Body(e.to_string()));
                 }
-            };
-            ops.push(Op::SyncBody(file));
+            }
             ops.push(Op::Put(Entry {
                 id: m.id,
                 received_at: arrival,
@@ -93,6 +105,8 @@ impl Spool {
                 next_try: arrival,
                 smtputf8: m.smtputf8,
                 eight_bit: m.eight_bit,
+                // The committer puts in where the segment holds it.
+                body: StoredBody::File,
             }));
         }
         ops.extend(with);
@@ -157,7 +171,9 @@ mod tests {
         for id in [&a, &b] {
             let entry = spool.get(id).expect("record");
             assert_eq!(entry.attempts, 0);
-            assert_eq!(std::fs::read(spool.body_path(id)).unwrap(), b"hello");
+            assert!(matches!(entry.body, StoredBody::Segment { len: 5, .. }));
+            assert_eq!(spool.body_of(&entry).read_all().unwrap(), b"hello");
+            assert!(!spool.body_path(id).exists(), "a small body has no file");
         }
         assert_eq!(spool.take_due(now(), 10).len(), 2);
     }
@@ -179,5 +195,50 @@ mod tests {
         spool.accept(vec![m], Vec::new()).await.unwrap();
         assert!(spool.get(&id).is_none());
         assert!(!spool.body_path(&id).exists());
+    }
+}
+
+#[cfg(test)]
+mod large_tests {
+    use super::*;
+    use crate::spool::{Rcpt, RcptState, StoredKind};
+
+    #[tokio::test]
+    async fn a_large_body_keeps_its_own_file_and_a_small_one_goes_into_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let (big, small) = (Spool::new_id(), Spool::new_id());
+        let delivery = StoredDelivery {
+            kind: StoredKind::Original,
+            team_route: true,
+            sender: None,
+            headers: Vec::new(),
+            rcpts: vec![Rcpt {
+                address: "x@example.com".into(),
+                state: RcptState::Pending { last_error: None },
+            }],
+        };
+        let big_body = b"y".repeat(FLUSH_AT + 1);
+        let message = |id: &str, body: Vec<u8>| NewMessage {
+            id: id.into(),
+            sender: None,
+            received: "Received: test".into(),
+            size: body.len() as u64,
+            deliveries: vec![delivery.clone()],
+            body: NewBody::Built(body),
+            smtputf8: false,
+            eight_bit: false,
+        };
+        let messages = vec![
+            message(&big, big_body.clone()),
+            message(&small, b"tiny".to_vec()),
+        ];
+        spool.accept(messages, Vec::new()).await.unwrap();
+        let (b, s) = (spool.get(&big).unwrap(), spool.get(&small).unwrap());
+        assert_eq!(b.body, StoredBody::File);
+        assert_eq!(std::fs::read(spool.body_path(&big)).unwrap(), big_body);
+        assert_eq!(spool.body_of(&b).read_all().unwrap(), big_body);
+        assert!(matches!(s.body, StoredBody::Segment { .. }));
+        assert_eq!(spool.body_of(&s).read_all().unwrap(), b"tiny");
     }
 }

@@ -111,6 +111,19 @@ pub struct Entry {
     /// The body holds a byte above 127: only a next hop offering 8BITMIME may take it.
     #[serde(default)]
     pub eight_bit: bool,
+    /// Where the body is. Absent in records written before segments: its own file.
+    #[serde(default)]
+    pub body: StoredBody,
+}
+
+/// Where a queued message's body is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredBody {
+    /// Its own file, `bodies/ID` (a large body, streamed to disk as it arrived).
+    #[default]
+    File,
+    /// `len` bytes at `offset` of segment `segment` (a small body, see `segment`).
+    Segment { segment: u64, offset: u64, len: u64 },
 }
 
 impl Entry {
@@ -157,13 +170,24 @@ mod tests {
             next_try: 1,
             smtputf8: true,
             eight_bit: true,
+            body: StoredBody::Segment {
+                segment: 1,
+                offset: 8,
+                len: 3,
+            },
         };
         let mut json: serde_json::Value = serde_json::to_value(&entry).unwrap();
         let map = json.as_object_mut().unwrap();
         map.remove("smtputf8");
         map.remove("eight_bit");
+        map.remove("body");
         let old: Entry = serde_json::from_value(json).expect("an old record parses");
         assert!(!old.smtputf8 && !old.eight_bit);
+        assert_eq!(
+            old.body,
+            StoredBody::File,
+            "an old record's body is its own file"
+        );
         assert_eq!(old.id, "x1");
     }
 }

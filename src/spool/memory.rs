@@ -172,7 +172,7 @@ impl Spool {
 }
 
 /// One memory change, applied by the committer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum MemoryOp {
     /// What a plan asked to remember (everything of one accepted message).
     Remember(Box<Remember>),
@@ -183,8 +183,9 @@ pub enum MemoryOp {
 }
 
 impl MemoryOp {
-    pub(super) fn apply(&self, t: &Trees) -> sled::Result<()> {
-        let now = now();
+    /// Applies the op as of `now` (Unix seconds): the committer logs that time with the
+    /// op, so a replay after a crash sets the same expiries.
+    pub(super) fn apply_at(&self, t: &Trees, now: u64) -> sled::Result<()> {
         match self {
             MemoryOp::Remember(r) => apply_remember(t, r, now),
             MemoryOp::SetAbsence(a) => {

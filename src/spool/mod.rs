@@ -1,24 +1,74 @@
-//! The spool owns durability: a message's body (a file, fsync'd) and its record (sled,
-//! flushed) are on disk before anyone says `250`, and a record leaves only when every
-//! recipient is delivered or bounced.
+//! The spool owns durability: a message's body and its record are on disk before anyone
+//! says `250`, and a record leaves only when every recipient is delivered or bounced.
+//! This doc is the spool's contract; the code below keeps it.
 //!
-//! Layout under `server.spool`:
-//! - `bodies/ID` — the message as received, one file each (sled must not hold bodies:
-//!   large values make it grow without bound, see CRATES.md);
-//! - `db/` — sled with trees `queue` (ID → [`Entry`] as JSON), `schedule` ((due, ID)
-//!   big-endian → nothing), and the routing memories' trees (see `memory`).
+//! # On disk, under `server.spool` (files `0600`, directories `0700`: SPEC §6)
 //!
-//! Writes go through one committer task that applies every request waiting at that
-//! moment and then flushes once (group commit): concurrent sessions share an fsync.
+//! - `bodies/ID` — one file per queued message: the message exactly as received (CRLF,
+//!   not dot-stuffed), without teamrelay's `Received:` field (that is in the record).
+//!   `ID` is 16 upper-case hex digits, time-ordered ([`Spool::new_id`]). Bodies are not
+//!   in sled: large values make it grow without bound (CRATES.md).
+//! - `db/` — one sled database with these trees:
+//!   - `queue`: `ID` → [`Entry`] as JSON: envelope sender, `Received:` field, size, and
+//!     per delivery (original, archive copy, cover, DSN…) its headers, route and each
+//!     recipient's state (pending with the last error, delivered, failed);
+//!   - `schedule`: due time (8 bytes, big-endian Unix seconds) ‖ `ID` → nothing; the
+//!     worker takes the due prefix. It is an index of `queue` and rebuilt from it on
+//!     every start;
+//!   - `private`, `delivered`, `threads`, `owners`, `replies`, `away`: the routing
+//!     memories of SPEC §7 and §9 (see `memory`), each value led by its expiry.
+//!
+//! # Writing: one door, one committer
+//!
+//! New messages enter only through [`Spool::accept`] (SMTP, DSNs, notices, backfill);
+//! state changes go through [`Spool::commit`]. Both hand their ops to one committer task
+//! that takes every request waiting at that moment as one batch (group commit) and, for
+//! the batch:
+//!
+//! 1. `fdatasync`s every new body file (several threads at once, so the journal commits
+//!    them together) and then `fsync`s `bodies/` for their directory entries;
+//! 2. writes the batch's records, each request as one atomic sled batch (a message's
+//!    recipients, a DSN and the failure it reports, the memories of a message: together
+//!    or not at all);
+//! 3. flushes sled (its log is `fsync`'d), and only then answers every request of the
+//!    batch: the SMTP session says `250` after this.
+//!
+//! Stage 1 of one batch overlaps stage 2–3 of the one before; records are always
+//! written after their own bodies are durable and in batch order. A removed message's
+//! body file is deleted after the flush that removed its record.
+//!
+//! # After a crash (kill -9, power loss), on the next start
+//!
+//! | state found | meaning | what `open` does |
+//! |---|---|---|
+//! | body without record | its `250` was never sent | deletes the body |
+//! | record without body | impossible for an acknowledged message (body synced first) | deletes the record, logs a warning |
+//! | record and body | acknowledged (or about to be) | keeps it; the schedule is rebuilt, so a message taken off the schedule by a try that never finished is due again |
+//!
+//! So an acknowledged message is never lost, and one may be delivered twice (the try
+//! was under way when the process died): a possible duplicate is better than a possible
+//! loss. `tests/crash_loop.rs` kills the relay at random points under load and checks
+//! exactly this.
+//!
+//! # Time
+//!
+//! Every time the spool records (arrival, next try, memory expiry) comes from [`now`],
+//! which follows tokio's clock, so the in-process tests move days under
+//! `tokio::time::pause()`.
 
 mod body;
 mod commit;
 mod door;
 mod entry;
 mod memory;
+mod read;
+mod recover;
+mod segment;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
@@ -26,15 +76,33 @@ use tokio::sync::{mpsc, oneshot};
 pub use body::BodySink;
 pub use commit::Op;
 pub use door::{local_received, NewBody, NewMessage};
-pub use entry::{Entry, Rcpt, RcptState, StoredDelivery, StoredKind};
+pub use entry::{Entry, Rcpt, RcptState, StoredBody, StoredDelivery, StoredKind};
 pub use memory::MemoryOp;
+pub use read::BodyLocation;
+use segment::Position;
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch: the relay's one clock for schedules, expiry and memory
+/// lifetimes.
+///
+/// It is the wall clock shifted by however far tokio's clock stands from the monotonic
+/// one. In the binary they are the same clock, so the shift is nil and a stepped wall
+/// clock (NTP at boot) is followed as it should be for `Date:` fields. Under
+/// `tokio::time::pause()` (the in-process tests) tokio's clock stands still or jumps
+/// ahead, and so do retries, `max_queue_time`, `auto_away` and `owner_memory`: a five-day
+/// expiry is tested in milliseconds.
 pub fn now() -> u64 {
-    SystemTime::now()
+    let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .unwrap_or_default();
+    let (tokio_now, real_now) = (
+        tokio::time::Instant::now().into_std(),
+        std::time::Instant::now(),
+    );
+    let shifted = match tokio_now.checked_duration_since(real_now) {
+        Some(ahead) => wall + ahead,
+        None => wall.saturating_sub(real_now - tokio_now),
+    };
+    shifted.as_secs()
 }
 
 /// Handle to the spool; cheap to clone.
@@ -44,7 +112,54 @@ pub struct Spool {
     queue: sled::Tree,
     schedule: sled::Tree,
     memories: memory::Trees,
+    /// The spool's own bookkeeping (the checkpoint).
+    meta: sled::Tree,
+    segments: Arc<Segments>,
     commits: mpsc::UnboundedSender<commit::Request>,
+}
+
+/// What the segments hold, kept in memory: how many queued messages have their body in
+/// each segment (a segment is deleted at zero, once checkpointed), and how far the
+/// records in sled reach.
+#[derive(Default)]
+struct Segments {
+    live: Mutex<HashMap<u64, usize>>,
+    applied: Mutex<Option<Position>>,
+}
+
+impl Segments {
+    fn hold(&self, body: StoredBody) {
+        if let StoredBody::Segment { segment, .. } = body {
+            *lock(&self.live).entry(segment).or_default() += 1;
+        }
+    }
+
+    fn release(&self, segment: u64) {
+        let mut live = lock(&self.live);
+        if let Some(n) = live.get_mut(&segment) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                live.remove(&segment);
+            }
+        }
+    }
+
+    fn is_live(&self, segment: u64) -> bool {
+        lock(&self.live).contains_key(&segment)
+    }
+
+    fn applied(&self) -> Option<Position> {
+        *lock(&self.applied)
+    }
+
+    fn set_applied(&self, p: Position) {
+        *lock(&self.applied) = Some(p);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Counters and a position: a panic elsewhere cannot leave them half-written.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Errors opening the spool.
@@ -88,15 +203,17 @@ impl std::error::Error for SpoolError {}
 
 impl Spool {
     /// Opens (creating if needed) the spool at `dir` and starts its committer. Must run
-    /// inside a tokio runtime. Rebuilds the schedule from the queue, so a crash between
-    /// taking a message off the schedule and finishing it loses nothing.
+    /// inside a tokio runtime. Replays the segments written since the last checkpoint
+    /// (see the module doc, "After a crash"), then rebuilds the schedule from the queue,
+    /// so a crash between taking a message off the schedule and finishing it loses
+    /// nothing.
     pub fn open(dir: &Path) -> Result<Spool, SpoolError> {
         let err = |what: &str, e: &dyn std::fmt::Display| {
             SpoolError(format!("spool {}: {what}: {e}", dir.display()))
         };
-        crate::private_fs::create_dir_all(dir).map_err(|e| err("cannot create", &e))?;
-        crate::private_fs::create_dir_all(&dir.join("bodies"))
-            .map_err(|e| err("cannot create", &e))?;
+        for d in [dir.to_path_buf(), dir.join("bodies"), dir.join("segments")] {
+            crate::private_fs::create_dir_all(&d).map_err(|e| err("cannot create", &e))?;
+        }
         let db = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(64 * 1024 * 1024)
@@ -106,7 +223,7 @@ impl Spool {
         // private (SPEC §6).
         crate::private_fs::restrict_tree(dir).map_err(|e| err("cannot make private", &e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| err("cannot open tree", &e));
-        let (queue, schedule) = (tree("queue")?, tree("schedule")?);
+        let (queue, schedule, meta) = (tree("queue")?, tree("schedule")?, tree("spool")?);
         let memories = memory::Trees::open(&db).map_err(|e| err("cannot open tree", &e))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let spool = Spool {
@@ -114,13 +231,12 @@ impl Spool {
             queue,
             schedule,
             memories,
+            meta,
+            segments: Arc::default(),
             commits: tx,
         };
-        spool
-            .rebuild_schedule()
-            .map_err(|e| err("cannot rebuild schedule", &e))?;
-        spool.remove_orphan_bodies();
-        tokio::spawn(commit::run(db, spool.clone(), rx));
+        let writer = spool.recover(&db).map_err(|e| err("cannot recover", &e))?;
+        tokio::spawn(commit::run(db, spool.clone(), writer, rx));
         Ok(spool)
     }
 
@@ -139,7 +255,7 @@ impl Spool {
         )
     }
 
-    /// Where the body of message `id` lives.
+    /// Where the body file of message `id` is (a large body; see [`Spool::body_of`]).
     pub fn body_path(&self, id: &str) -> PathBuf {
         self.dir.join("bodies").join(id)
     }
@@ -216,36 +332,6 @@ impl Spool {
     pub fn next_due(&self) -> Option<u64> {
         let (key, _) = self.schedule.first().ok()??;
         Some(u64::from_be_bytes(key[..8].try_into().ok()?))
-    }
-
-    fn rebuild_schedule(&self) -> sled::Result<()> {
-        self.schedule.clear()?;
-        for e in self.all() {
-            self.schedule.insert(schedule_key(e.next_try, &e.id), &[])?;
-        }
-        Ok(())
-    }
-
-    /// Bodies without a record are messages that never got their `250`: remove them.
-    /// A record without a body cannot be delivered; it cannot have been acknowledged
-    /// either (the body is synced before the record is written), so it goes too.
-    fn remove_orphan_bodies(&self) {
-        for e in self.all() {
-            if !self.body_path(&e.id).exists() {
-                tracing::warn!(id = %e.id, "queue record without its body removed");
-                let _ = self.queue.remove(e.id.as_bytes());
-                let _ = self.schedule.remove(schedule_key(e.next_try, &e.id));
-            }
-        }
-        let Ok(dir) = std::fs::read_dir(self.dir.join("bodies")) else {
-            return;
-        };
-        for f in dir.flatten() {
-            let name = f.file_name().to_string_lossy().to_string();
-            if !self.queue.contains_key(name.as_bytes()).unwrap_or(true) {
-                let _ = std::fs::remove_file(f.path());
-            }
-        }
     }
 }
 

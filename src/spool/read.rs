@@ -1,0 +1,95 @@
+//! Reading a queued message's body, wherever the spool keeps it: its own file or a
+//! stretch of a segment.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::{segment, Entry, Spool, StoredBody};
+
+/// Where one body is: a file, or `len` bytes at `offset` of a file.
+#[derive(Debug, Clone)]
+pub struct BodyLocation {
+    path: PathBuf,
+    offset: u64,
+    len: Option<u64>,
+}
+
+impl BodyLocation {
+    /// A body that is the whole of `path`.
+    pub fn file(path: PathBuf) -> BodyLocation {
+        BodyLocation {
+            path,
+            offset: 0,
+            len: None,
+        }
+    }
+
+    /// A reader of exactly the body's bytes.
+    pub fn open(&self) -> std::io::Result<Box<dyn Read + Send>> {
+        match self.len {
+            None => Ok(Box::new(std::fs::File::open(&self.path)?)),
+            Some(len) => {
+                let dir = self.path.parent().and_then(Path::parent);
+                let number = self.path.file_name().and_then(|n| n.to_str());
+                match (dir, number.and_then(|n| u64::from_str_radix(n, 16).ok())) {
+                    (Some(dir), Some(n)) => {
+                        Ok(Box::new(segment::open_body(dir, n, self.offset, len)?))
+                    }
+                    _ => Err(std::io::Error::other("not a segment path")),
+                }
+            }
+        }
+    }
+
+    /// The whole body in memory. A body cut short (a segment shorter than its record
+    /// says) is an error, never a shorter message.
+    pub fn read_all(&self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.len.unwrap_or(0) as usize);
+        self.open()?.read_to_end(&mut out)?;
+        match self.len {
+            Some(len) if out.len() as u64 != len => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("body cut short: {} of {len} bytes", out.len()),
+            )),
+            _ => Ok(out),
+        }
+    }
+
+    /// The file, when the body is a whole file of its own (it can be streamed).
+    pub fn whole_file(&self) -> Option<&Path> {
+        self.len.is_none().then_some(self.path.as_path())
+    }
+}
+
+impl Spool {
+    /// Where the body of `entry` is.
+    pub fn body_of(&self, entry: &Entry) -> BodyLocation {
+        match entry.body {
+            StoredBody::File => BodyLocation {
+                path: self.body_path(&entry.id),
+                offset: 0,
+                len: None,
+            },
+            StoredBody::Segment {
+                segment: n,
+                offset,
+                len,
+            } => BodyLocation {
+                path: segment::path(&self.dir, n),
+                offset,
+                len: Some(len),
+            },
+        }
+    }
+
+    /// The body of a finished message is no longer needed: delete its file, or let its
+    /// segment go once nothing else in it is queued.
+    pub(super) fn release_body(&self, entry: &Entry) {
+        match entry.body {
+            StoredBody::File => {
+                let _ = std::fs::remove_file(self.body_path(&entry.id));
+            }
+            StoredBody::Segment { segment, .. } => self.segments.release(segment),
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Starting after a crash, and the checkpoints that bound how much a start replays (the
+//! guarantees are in the module doc of [`super`]).
+
+use tracing::{info, warn};
+
+use super::commit::{self, Op};
+use super::segment::{self, Kind, Position, Writer};
+use super::{lock, schedule_key, Entry, MemoryOp, Spool, StoredBody};
+
+/// The `spool` tree key holding the last checkpoint's [`Position`].
+const CHECKPOINT: &[u8] = b"checkpoint";
+
+impl Spool {
+    /// Brings sled up to the segments, starts a new segment, and tidies up: returns the
+    /// writer for the committer.
+    pub(super) fn recover(&self, db: &sled::Db) -> Result<Writer, String> {
+        let numbers = segment::list(&self.dir).map_err(|e| e.to_string())?;
+        let from = self
+            .meta
+            .get(CHECKPOINT)
+            .map_err(|e| e.to_string())?
+            .and_then(|v| serde_json::from_slice::<Position>(&v).ok());
+        let replayed = self.replay(&numbers, from)?;
+        if replayed > 0 {
+            info!(
+                records = replayed,
+                "spool: replayed the records since the last checkpoint"
+            );
+        }
+        // Orphans first (they need the segments as they are), then what is live, and only
+        // then may the checkpoint retire segments.
+        self.remove_orphans();
+        self.count_live();
+        let next = numbers.last().map_or(1, |n| n + 1);
+        let writer = Writer::create(&self.dir, next).map_err(|e| format!("new segment: {e}"))?;
+        self.checkpoint(db, writer.position())?;
+        self.rebuild_schedule().map_err(|e| e.to_string())?;
+        Ok(writer)
+    }
+
+    /// Applies every frame after `from` (every frame, without a checkpoint) to sled, in
+    /// order. Frames already in sled are applied again: a record is the whole new state
+    /// of its key, so the result is the same.
+    fn replay(&self, numbers: &[u64], from: Option<Position>) -> Result<usize, String> {
+        let mut applied = 0;
+        for (i, &n) in numbers.iter().enumerate() {
+            let offset = match from {
+                Some(cp) if n < cp.segment => continue,
+                Some(cp) if n == cp.segment => cp.offset,
+                _ => 0,
+            };
+            let (frames, torn) = segment::read(&self.dir, n, offset).map_err(|e| e.to_string())?;
+            if torn && i + 1 == numbers.len() {
+                info!(segment = n, "spool: torn write at the end of the last segment dropped (it was never acknowledged)");
+            } else if torn {
+                warn!(
+                    segment = n,
+                    "spool: a corrupt frame ends this segment early; later segments still replayed"
+                );
+            }
+            for frame in frames {
+                if let Some((op, at)) = decode(frame) {
+                    commit::apply(self, std::slice::from_ref(&op), at)?;
+                    applied += 1;
+                }
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Records everything up to `applied` as durable in sled (flushing it), then deletes
+    /// the segments before it that no queued message needs.
+    pub(super) fn checkpoint(&self, db: &sled::Db, applied: Position) -> Result<(), String> {
+        let value = serde_json::to_vec(&applied).map_err(|e| e.to_string())?;
+        self.meta
+            .insert(CHECKPOINT, value)
+            .map_err(|e| e.to_string())?;
+        db.flush().map_err(|e| format!("flush: {e}"))?;
+        self.retire(applied.segment);
+        Ok(())
+    }
+
+    /// Deletes every segment before `before` holding no queued message's body: their
+    /// records are in sled (checkpointed), their bodies delivered.
+    fn retire(&self, before: u64) {
+        let Ok(numbers) = segment::list(&self.dir) else {
+            return;
+        };
+        for n in numbers.into_iter().filter(|&n| n < before) {
+            if !self.segments.is_live(n) {
+                let _ = std::fs::remove_file(segment::path(&self.dir, n));
+            }
+        }
+    }
+
+    fn rebuild_schedule(&self) -> sled::Result<()> {
+        self.schedule.clear()?;
+        for e in self.all() {
+            self.schedule.insert(schedule_key(e.next_try, &e.id), &[])?;
+        }
+        Ok(())
+    }
+
+    /// Bodies without a record are messages that never got their `250`: removed. A
+    /// record whose body is missing or cut short cannot be delivered; it cannot have
+    /// been acknowledged either (a body is durable before its record), so it goes too.
+    fn remove_orphans(&self) {
+        for e in self.all() {
+            if !self.body_complete(&e) {
+                warn!(id = %e.id, "queue record without its body removed");
+                let _ = self.queue.remove(e.id.as_bytes());
+                let _ = self.schedule.remove(schedule_key(e.next_try, &e.id));
+            }
+        }
+        let Ok(dir) = std::fs::read_dir(self.dir.join("bodies")) else {
+            return;
+        };
+        for f in dir.flatten() {
+            let name = f.file_name().to_string_lossy().to_string();
+            let queued = self.get(&name);
+            if queued.is_none_or(|e| e.body != StoredBody::File) {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
+
+    fn body_complete(&self, e: &Entry) -> bool {
+        match e.body {
+            StoredBody::File => self.body_path(&e.id).exists(),
+            StoredBody::Segment {
+                segment: n,
+                offset,
+                len,
+            } => std::fs::metadata(segment::path(&self.dir, n))
+                .is_ok_and(|m| m.len() >= offset + len),
+        }
+    }
+
+    /// The live count of each segment, from the queue.
+    fn count_live(&self) {
+        lock(&self.segments.live).clear();
+        for e in self.all() {
+            self.segments.hold(e.body);
+        }
+    }
+}
+
+/// A replayed frame as the op it recorded, with the time it was committed.
+fn decode(frame: segment::Frame) -> Option<(Op, u64)> {
+    match frame.kind {
+        Kind::Body => None,
+        Kind::Put => {
+            let entry: Entry = serde_json::from_slice(&frame.payload).ok()?;
+            let at = entry.received_at;
+            Some((Op::Put(entry), at))
+        }
+        Kind::Remove => Some((Op::Remove(String::from_utf8(frame.payload).ok()?), 0)),
+        Kind::Memory => {
+            let (at, op): (u64, MemoryOp) = serde_json::from_slice(&frame.payload).ok()?;
+            Some((Op::Memory(op), at))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::spool::{NewBody, NewMessage, Rcpt, RcptState, StoredDelivery, StoredKind};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn message(id: &str, body: &[u8]) -> NewMessage {
+        NewMessage {
+            id: id.into(),
+            sender: Some("customer@shop.example".into()),
+            received: "Received: test".into(),
+            size: body.len() as u64,
+            deliveries: vec![StoredDelivery {
+                kind: StoredKind::Original,
+                team_route: true,
+                sender: None,
+                headers: Vec::new(),
+                rcpts: vec![Rcpt {
+                    address: "alice@example.com".into(),
+                    state: RcptState::Pending { last_error: None },
+                }],
+            }],
+            body: NewBody::Built(body.to_vec()),
+            smtputf8: false,
+            eight_bit: false,
+        }
+    }
+
+    /// Runs `f` on a spool opened in its own runtime, then drops both, as a process that
+    /// stops (or dies: nothing is flushed on the way out but what `f` flushes).
+    fn with_spool<T>(dir: &Path, f: impl AsyncFnOnce(&Spool) -> T) -> T {
+        runtime().block_on(async {
+            let spool = Spool::open(dir).unwrap();
+            f(&spool).await
+        })
+    }
+
+    /// What sled would hold after a crash that lost everything since `checkpoint`: the
+    /// records of `ids` gone, and the checkpoint back where it was.
+    fn lose_since(spool: &Spool, checkpoint: &sled::IVec, ids: &[&str]) {
+        for id in ids {
+            spool.queue.remove(id.as_bytes()).unwrap();
+        }
+        spool.meta.insert(CHECKPOINT, checkpoint.clone()).unwrap();
+        spool.queue.flush().unwrap();
+    }
+
+    #[test]
+    fn an_acknowledged_message_sled_lost_is_replayed_from_its_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Spool::new_id();
+        with_spool(dir.path(), async |spool| {
+            let before = spool.meta.get(CHECKPOINT).unwrap().unwrap();
+            let m = message(&id, b"Subject: quote\r\n\r\n10% off\r\n");
+            spool.accept(vec![m], Vec::new()).await.unwrap();
+            lose_since(spool, &before, &[&id]);
+            assert!(spool.get(&id).is_none());
+        });
+        with_spool(dir.path(), async |spool| {
+            let entry = spool.get(&id).expect("replayed from the segment");
+            let body = spool.body_of(&entry).read_all().unwrap();
+            assert_eq!(body, b"Subject: quote\r\n\r\n10% off\r\n");
+            assert_eq!(spool.take_due(crate::spool::now(), 10), vec![id]);
+        });
+    }
+
+    #[test]
+    fn a_finished_message_stays_finished_after_replay_and_its_segment_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (done, kept) = (Spool::new_id(), Spool::new_id());
+        let first_segment = with_spool(dir.path(), async |spool| {
+            let before = spool.meta.get(CHECKPOINT).unwrap().unwrap();
+            let messages = vec![message(&done, b"one\r\n"), message(&kept, b"two\r\n")];
+            spool.accept(messages, Vec::new()).await.unwrap();
+            let done_record = spool.queue.get(done.as_bytes()).unwrap().unwrap();
+            spool.commit(vec![Op::Remove(done.clone())]).await.unwrap();
+            // sled lost kept's record and done's removal; the segments have both.
+            lose_since(spool, &before, &[&kept]);
+            spool.queue.insert(done.as_bytes(), done_record).unwrap();
+            spool.queue.flush().unwrap();
+            segment::list(&spool.dir).unwrap()[0]
+        });
+        with_spool(dir.path(), async |spool| {
+            assert!(spool.get(&done).is_none(), "a delivered message came back");
+            assert!(spool.get(&kept).is_some(), "a queued message was lost");
+            let segments = segment::list(&spool.dir).unwrap();
+            assert!(segments.contains(&first_segment), "kept's body is there");
+            spool.commit(vec![Op::Remove(kept.clone())]).await.unwrap();
+        });
+        with_spool(dir.path(), async |spool| {
+            assert!(spool.is_empty());
+            let segments = segment::list(&spool.dir).unwrap();
+            assert_eq!(
+                segments.len(),
+                1,
+                "only the new segment is left: {segments:?}"
+            );
+            assert!(segments[0] > first_segment);
+        });
+    }
+
+    #[test]
+    fn a_write_torn_by_a_crash_is_dropped_and_everything_before_it_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, torn) = (Spool::new_id(), Spool::new_id());
+        let segment_path = with_spool(dir.path(), async |spool| {
+            let before = spool.meta.get(CHECKPOINT).unwrap().unwrap();
+            spool
+                .accept(vec![message(&first, b"first\r\n")], Vec::new())
+                .await
+                .unwrap();
+            let path = segment::path(
+                &spool.dir,
+                *segment::list(&spool.dir).unwrap().last().unwrap(),
+            );
+            let whole = std::fs::metadata(&path).unwrap().len();
+            spool
+                .accept(vec![message(&torn, b"second\r\n")], Vec::new())
+                .await
+                .unwrap();
+            lose_since(spool, &before, &[&first, &torn]);
+            (path, whole)
+        });
+        // The second batch only half reached the disk.
+        let (path, whole) = segment_path;
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(whole + (len - whole) / 2).unwrap();
+        with_spool(dir.path(), async |spool| {
+            let entry = spool.get(&first).expect("the whole batch before the tear");
+            assert_eq!(spool.body_of(&entry).read_all().unwrap(), b"first\r\n");
+            assert!(spool.get(&torn).is_none(), "a torn record was replayed");
+            assert_eq!(spool.len(), 1);
+        });
+    }
+
+    #[test]
+    fn a_record_whose_segment_is_cut_short_is_removed_not_delivered_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Spool::new_id();
+        let path = with_spool(dir.path(), async |spool| {
+            spool
+                .accept(vec![message(&id, b"a body of some length\r\n")], Vec::new())
+                .await
+                .unwrap();
+            let StoredBody::Segment {
+                segment: n, offset, ..
+            } = spool.get(&id).unwrap().body
+            else {
+                panic!("a small body in a segment");
+            };
+            // The record is in sled for sure; only the segment is damaged.
+            spool.queue.flush().unwrap();
+            (segment::path(&spool.dir, n), offset)
+        });
+        let (path, offset) = path;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(offset + 3).unwrap();
+        with_spool(dir.path(), async |spool| {
+            assert!(spool.get(&id).is_none());
+        });
+    }
+}
