@@ -26,8 +26,8 @@ fn setup() -> Setup {
     );
     assert!(config.contains("assign = \"owner\""));
     let relay = Relay::start(&config);
-    let team = Upstream::start(relay.port("upteam"), false);
-    let outside = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let outside = Upstream::smtp(relay.port("upout"));
     Setup {
         relay,
         team,

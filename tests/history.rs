@@ -220,8 +220,8 @@ fn forget_and_check(relay: &Relay) {
 #[test]
 fn history_keeps_shows_searches_exports_and_forgets_while_serve_runs() {
     let relay = Relay::start(&config());
-    let _team = Upstream::start(relay.port("upteam"), false);
-    let _out = Upstream::start(relay.port("upout"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
+    let _out = Upstream::smtp(relay.port("upout"));
     conversation(&relay);
     assert_conversation(&relay);
     forget_and_check(&relay);
@@ -230,8 +230,8 @@ fn history_keeps_shows_searches_exports_and_forgets_while_serve_runs() {
 #[test]
 fn history_works_without_serve_and_survives_kill_9() {
     let mut relay = Relay::start(&config());
-    let _team = Upstream::start(relay.port("upteam"), false);
-    let _out = Upstream::start(relay.port("upout"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
+    let _out = Upstream::smtp(relay.port("upout"));
     conversation(&relay);
     // Acknowledged means kept: no chance to commit the index.
     relay.kill9();
@@ -287,8 +287,8 @@ fn backfill_config(members: &str) -> String {
 fn backfill_gives_a_new_teammate_the_past_once() {
     let old = r#"members = ["alice@example.com", "bob@example.com"]"#;
     let mut relay = Relay::start(&backfill_config(old));
-    let team = Upstream::start(relay.port("upteam"), false);
-    let _out = Upstream::start(relay.port("upout"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
+    let _out = Upstream::smtp(relay.port("upout"));
     conversation(&relay);
     // bob and alice each have both messages already; wait for the originals and copies.
     team.wait(6, Duration::from_secs(10));
@@ -377,8 +377,8 @@ fn tap_copies_are_kept_once_per_message_id() {
     let config = config()
         + "\n[[listen]]\naddress = \"127.0.0.1:{port:tap}\"\nmode = \"tap\"\nallow = [\"127.0.0.0/8\"]\n";
     let relay = Relay::start(&config);
-    let _team = Upstream::start(relay.port("upteam"), false);
-    let _out = Upstream::start(relay.port("upout"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
+    let _out = Upstream::smtp(relay.port("upout"));
     let m = mail(
         "cus@shop.example",
         "alice@example.com, bob@example.com",
@@ -407,8 +407,8 @@ fn tap_copies_are_kept_once_per_message_id() {
 #[test]
 fn retention_removes_messages_older_than_keep_at_start() {
     let mut relay = Relay::start(&config().replace("keep = \"2y\"", "keep = \"2s\""));
-    let _team = Upstream::start(relay.port("upteam"), false);
-    let _out = Upstream::start(relay.port("upout"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
+    let _out = Upstream::smtp(relay.port("upout"));
     conversation(&relay);
     let v = json(&relay, &["show", "cus@shop.example", "--json"]);
     assert_eq!(

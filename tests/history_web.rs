@@ -102,8 +102,8 @@ fn conversation(relay: &Relay) {
 #[test]
 fn web_page_needs_a_login_is_read_only_and_escapes_mail() {
     let relay = Relay::start(&config());
-    let _team = Upstream::start(relay.port("upteam"), false);
-    let _out = Upstream::start(relay.port("upout"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
+    let _out = Upstream::smtp(relay.port("upout"));
     conversation(&relay);
     let port = relay.port("web");
     let csp = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'";
@@ -201,8 +201,8 @@ fn web_page_in_a_real_browser() {
         "this test needs Debian's chromium and chromium-driver, and python3-selenium"
     );
     let relay = Relay::start(&config());
-    let _team = Upstream::start(relay.port("upteam"), false);
-    let _out = Upstream::start(relay.port("upout"), false);
+    let _team = Upstream::smtp(relay.port("upteam"));
+    let _out = Upstream::smtp(relay.port("upout"));
     conversation(&relay);
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("history-screenshots");
     std::fs::create_dir_all(&shots).unwrap();

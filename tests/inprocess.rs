@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use common::inproc::{AsyncClient, InProcess};
+use common::inproc::{AsyncClient, AsyncUpstream, InProcess, TimedTxn};
 use common::*;
 
 /// Polls the fake upstream without blocking the runtime.
@@ -25,10 +25,21 @@ async fn until(upstream: &Upstream, n: usize) -> Vec<Txn> {
     upstream.txns()
 }
 
+/// Polls an in-runtime fake until `f` holds for its transactions (at most ten seconds).
+async fn until_async(up: &AsyncUpstream, f: impl Fn(&[TimedTxn]) -> bool) -> Vec<TimedTxn> {
+    for _ in 0..500 {
+        if f(&up.txns()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    up.txns()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_relay_delivers_the_original_and_the_archive_copies() {
-    let relay = InProcess::start(&base_config("")).await;
-    let team = Upstream::start(relay.port("upteam"), false);
+    let mut relay = InProcess::start(&base_config("")).await;
+    let team = relay.upstream("upteam");
     let (mut c, greeting) = AsyncClient::connect(relay.port("mx")).await;
     assert!(
         greeting.starts_with("220 relay.test ESMTP teamrelay"),
@@ -77,8 +88,8 @@ async fn in_process_relay_delivers_the_original_and_the_archive_copies() {
 /// the relay stops and new connections are not served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_the_token_drains_the_transaction_in_flight() {
-    let relay = InProcess::start(&base_config("")).await;
-    let team = Upstream::start(relay.port("upteam"), false);
+    let mut relay = InProcess::start(&base_config("")).await;
+    let team = relay.upstream("upteam");
     let port = relay.port("mx");
     let (mut c, _) = AsyncClient::connect(port).await;
     assert!(c.cmd("EHLO client.example").await.starts_with("250"));
@@ -149,4 +160,49 @@ async fn an_idle_session_gets_421_4_4_2_after_idle_timeout() {
         started.elapsed()
     );
     session.await.unwrap();
+}
+
+/// RFC 2920: to a next hop that offers PIPELINING the envelope goes in one write (MAIL,
+/// every RCPT, DATA), and the replies are still judged one by one: the refused recipient
+/// gets a DSN, the others are delivered in that same transaction. To one that does not
+/// offer it (the team's here) the relay waits for each reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_envelope_is_pipelined_only_to_a_next_hop_that_offers_it() {
+    let mut relay = InProcess::start(&base_config("")).await;
+    let team = relay.async_upstream("upteam");
+    let outside = relay.async_upstream("upout");
+    outside.offer_pipelining();
+    outside.refuse("gone@shop.example", "550 5.1.1 no such user");
+    let (mut c, _) = AsyncClient::connect(relay.port("relay")).await;
+    assert!(c.cmd("EHLO client.example").await.starts_with("250"));
+    let to = ["one@shop.example", "gone@shop.example", "two@shop.example"];
+    let msg = message(
+        "alice@example.com",
+        "one@shop.example",
+        "p1@example.com",
+        "",
+    );
+    let done = c.send("alice@example.com", &to, &msg).await;
+    assert!(done.starts_with("250 "), "{done}");
+
+    let out = until_async(&outside, |t| !t.is_empty()).await;
+    assert_eq!(out.len(), 1, "one transaction for both customers");
+    assert_eq!(out[0].txn.rcpts, ["one@shop.example", "two@shop.example"]);
+    assert!(out[0].pipelined, "the envelope was not pipelined");
+    let is_dsn = |t: &TimedTxn| t.txn.mail_from.is_empty();
+    let inside = until_async(&team, |t| t.iter().any(is_dsn)).await;
+    let dsn = inside.iter().find(|t| is_dsn(t)).expect("a DSN for gone@");
+    assert_eq!(dsn.txn.rcpts, ["alice@example.com"]);
+    let report = dsn.txn.text();
+    assert!(
+        report.contains("Final-Recipient: rfc822; gone@shop.example"),
+        "{report}"
+    );
+    assert!(report.contains("Status: 5.1.1"), "{report}");
+    assert!(!report.contains("rfc822; one@shop.example"), "{report}");
+    assert!(
+        inside.iter().all(|t| !t.pipelined),
+        "pipelined to a next hop that did not offer it"
+    );
+    relay.stop().await;
 }

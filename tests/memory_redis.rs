@@ -32,8 +32,8 @@ fn pair(redis: &Redis, extra_team: &str) -> Pair {
     Pair {
         a: Relay::start(&config),
         b: Relay::start(&config),
-        team: Upstream::start(upteam, false),
-        outside: Upstream::start(upout, false),
+        team: Upstream::smtp(upteam),
+        outside: Upstream::smtp(upout),
     }
 }
 

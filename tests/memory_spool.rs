@@ -13,7 +13,7 @@ use common::*;
 #[test]
 fn concurrent_halves_of_a_split_message_give_each_member_one_copy() {
     let relay = Relay::start(&base_config(""));
-    let team = Upstream::start(relay.port("upteam"), false);
+    let team = Upstream::smtp(relay.port("upteam"));
     let port = relay.port("mx");
     for i in 0..10 {
         let msg = message(

@@ -422,18 +422,6 @@ impl Upstream {
         Upstream::with(port, UpOptions::lmtp())
     }
 
-    /// The old positional form, kept only so test files written before [`UpOptions`]
-    /// still compile while branches merge; new tests use [`Upstream::smtp`] or
-    /// [`Upstream::lmtp`].
-    pub fn start(port: u16, lmtp: bool) -> Upstream {
-        let options = if lmtp {
-            UpOptions::lmtp()
-        } else {
-            UpOptions::smtp()
-        };
-        Upstream::with(port, options)
-    }
-
     /// A fake on 127.0.0.1:`port` with these options.
     pub fn with(port: u16, options: UpOptions) -> Upstream {
         Upstream::on("127.0.0.1", port, options)
@@ -447,9 +435,15 @@ impl Upstream {
 
     /// Starts on `ip:port`.
     pub fn on(ip: &str, port: u16, options: UpOptions) -> Upstream {
-        let UpOptions { lmtp, tls, auth } = options;
         let listener = TcpListener::bind((ip, port))
             .unwrap_or_else(|e| panic!("cannot listen on {ip}:{port}: {e}"));
+        Upstream::serving(listener, options)
+    }
+
+    /// Serves on a listener the test already holds (no free-port race).
+    pub fn serving(listener: TcpListener, options: UpOptions) -> Upstream {
+        let UpOptions { lmtp, tls, auth } = options;
+        let port = listener.local_addr().unwrap().port();
         let txns: Arc<Mutex<Vec<Txn>>> = Arc::default();
         let script: Arc<Mutex<Script>> = Arc::default();
         let connections: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
@@ -544,6 +538,9 @@ impl FakeSession {
         let mut mail_line = String::new();
         let mut rcpts: Vec<String> = Vec::new();
         let mut auth_user = None;
+        // As a real server: RCPT needs an accepted MAIL, DATA an accepted RCPT (which a
+        // pipelining client only learns from the replies).
+        let mut mail_ok = false;
         loop {
             let mut line = String::new();
             if r.read_line(&mut line).unwrap_or(0) == 0 {
@@ -607,12 +604,17 @@ impl FakeSession {
                 from = arg(&line);
                 mail_line = line.trim_end().to_string();
                 rcpts.clear();
-                self.script
+                let reply = self
+                    .script
                     .lock()
                     .unwrap()
                     .mail_reply
                     .clone()
-                    .unwrap_or_else(|| "250 2.1.0 ok".into())
+                    .unwrap_or_else(|| "250 2.1.0 ok".into());
+                mail_ok = reply.starts_with('2');
+                reply
+            } else if upper.starts_with("RCPT") && !mail_ok {
+                "503 5.5.1 need MAIL first".into()
             } else if upper.starts_with("RCPT") {
                 let to = arg(&line);
                 match self.script.lock().unwrap().rcpt_reply.get(&to) {
@@ -622,7 +624,10 @@ impl FakeSession {
                         "250 2.1.5 ok".into()
                     }
                 }
+            } else if upper.starts_with("DATA") && rcpts.is_empty() {
+                "554 5.5.1 no valid recipients".into()
             } else if upper.starts_with("DATA") {
+                mail_ok = false;
                 let _ = r.get_mut().write_all(b"354 go ahead\r\n");
                 let mut data = Vec::new();
                 loop {
@@ -693,7 +698,11 @@ impl FakeSession {
             } else if upper.starts_with("QUIT") {
                 let _ = r.get_mut().write_all(b"221 bye\r\n");
                 return;
-            } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
+            } else if upper.starts_with("RSET") {
+                mail_ok = false;
+                rcpts.clear();
+                "250 ok".into()
+            } else if upper.starts_with("NOOP") {
                 "250 ok".into()
             } else {
                 "502 unknown".into()
