@@ -5,7 +5,10 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so a paused test clock ages idle connections too.
+use tokio::time::Instant;
 
 use super::connection::Conn;
 
