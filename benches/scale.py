@@ -97,7 +97,10 @@ archive_of = ["*@example.com"]
         peak, peak_ratio = 0, 0.0
         deadline = time.time() + 600
         while sink.count() < start_count + 2 * CHURN and time.time() < deadline:
-            total, live = du(spool), du(os.path.join(spool, "bodies"))
+            # Stored bodies: their own files (large) and the segments (small ones, and
+            # every record until the next checkpoint retires them).
+            total = du(spool)
+            live = du(os.path.join(spool, "bodies")) + du(os.path.join(spool, "segments"))
             peak = max(peak, total)
             if live > 10 * 1024:
                 peak_ratio = max(peak_ratio, total / live)
@@ -109,6 +112,22 @@ archive_of = ["*@example.com"]
         print(f"churn                    {CHURN} x 256 KiB in {elapsed:.1f} s ({CHURN / elapsed:.0f} msg/s)")
         print(f"spool peak during churn  {peak / 1024:.1f} MiB; at most {peak_ratio:.2f}x the live bodies at that moment")
         print(f"spool after churn        {after / 1024:.1f} MiB (sled records {db / 1024:.1f} MiB; bodies are files, deleted once delivered)")
+
+        # Small messages live in segments: they must be retired once delivered.
+        start_count = sink.count()
+        t = time.perf_counter()
+        subprocess.run(["smtp-source", "-s", "20", "-m", str(CHURN), "-l", "4096", "-f", "customer@shop.example",
+                        "-t", "alice@example.com", f"127.0.0.1:{port}"], check=True)
+        seg_peak = 0
+        deadline = time.time() + 600
+        while sink.count() < start_count + 2 * CHURN and time.time() < deadline:
+            seg_peak = max(seg_peak, du(os.path.join(spool, "segments")))
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - t
+        time.sleep(3)
+        segs = du(os.path.join(spool, "segments"))
+        print(f"small churn              {CHURN} x 4 KiB in {elapsed:.1f} s ({CHURN / elapsed:.0f} msg/s)")
+        print(f"segments during / after  {seg_peak / 1024:.1f} MiB peak -> {segs / 1024:.1f} MiB (retired once their messages are delivered)")
     finally:
         relay.send_signal(signal.SIGTERM)
         relay.wait(timeout=60)

@@ -75,24 +75,33 @@ pub async fn run(
             .iter_mut()
             .map(|r| std::mem::take(&mut r.ops))
             .collect();
-        let bodies = spool.dir.join("bodies");
-        let synced = tokio::task::spawn_blocking(move || {
-            let r = sync_bodies(&bodies, &requests);
-            (requests, r)
-        })
-        .await;
+        let has_files = requests
+            .iter()
+            .flatten()
+            .any(|op| matches!(op, Op::SyncBody(_)));
+        let synced = if has_files {
+            let bodies = spool.dir.join("bodies");
+            tokio::task::spawn_blocking(move || {
+                let r = sync_bodies(&bodies, &requests);
+                (requests, r)
+            })
+            .await
+        } else {
+            // Small bodies only (the usual batch): no trip to the blocking pool.
+            Ok((requests, Ok(())))
+        };
         if let Some(previous) = writing.take() {
             let _ = previous.await;
         }
         let (spool2, writer2) = (spool.clone(), writer.clone());
-        writing = Some(tokio::spawn(async move {
+        // One hop to the blocking pool, which also answers the sessions (a panic there
+        // drops the senders: every waiter gets `Stopped`).
+        writing = Some(tokio::task::spawn_blocking(move || {
             let result = match synced {
-                Ok((requests, Ok(()))) => tokio::task::spawn_blocking(move || {
+                Ok((requests, Ok(()))) => {
                     let mut w = writer2.lock().unwrap_or_else(|e| e.into_inner());
                     write_batch(&spool2, &mut w, requests)
-                })
-                .await
-                .unwrap_or(Err(CommitError::Stopped)),
+                }
                 Ok((_, Err(e))) => Err(e),
                 Err(_) => Err(CommitError::Stopped),
             };
