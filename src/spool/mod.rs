@@ -4,51 +4,74 @@
 //!
 //! # On disk, under `server.spool` (files `0600`, directories `0700`: SPEC §6)
 //!
-//! - `bodies/ID` — one file per queued message: the message exactly as received (CRLF,
-//!   not dot-stuffed), without teamrelay's `Received:` field (that is in the record).
-//!   `ID` is 16 upper-case hex digits, time-ordered ([`Spool::new_id`]). Bodies are not
-//!   in sled: large values make it grow without bound (CRATES.md).
-//! - `db/` — one sled database with these trees:
-//!   - `queue`: `ID` → [`Entry`] as JSON: envelope sender, `Received:` field, size, and
-//!     per delivery (original, archive copy, cover, DSN…) its headers, route and each
-//!     recipient's state (pending with the last error, delivered, failed);
-//!   - `schedule`: due time (8 bytes, big-endian Unix seconds) ‖ `ID` → nothing; the
-//!     worker takes the due prefix. It is an index of `queue` and rebuilt from it on
-//!     every start;
-//!   - `private`, `delivered`, `threads`, `owners`, `replies`, `away`: the routing
-//!     memories of SPEC §7 and §9 (see `memory`), each value led by its expiry.
+//! - `segments/NNNNNNNNNNNNNNNN` — append-only log files (16 hex digits, increasing; a
+//!   new one at every start and every 16 MiB). The 8 bytes `TRSEG001`, then frames:
+//!   `len` (u32 LE) ‖ `crc` (CRC-32 of the rest, u32 LE) ‖ kind (1 byte) ‖ payload.
+//!   Kinds: **body** (id length, id, the body bytes), **put** (an [`Entry`] as JSON, the
+//!   whole new state of one queued message), **remove** (an id: the message is done),
+//!   **memory** (`[unix time, MemoryOp]` as JSON). Bodies up to 256 KiB live here.
+//! - `bodies/ID` — the body of a larger message, its own file, streamed to disk while
+//!   DATA arrived (a 35 MB message never sits in memory whole).
 //!
-//! # Writing: one door, one committer
+//!   A body is the message exactly as received (CRLF, not dot-stuffed), without
+//!   teamrelay's `Received:` field (that is in the record). `ID` is 16 upper-case hex
+//!   digits, time-ordered ([`Spool::new_id`]). [`Entry::body`] says where it is.
+//! - `db/` — sled, for lookups, with these trees:
+//!   - `queue`: `ID` → [`Entry`] as JSON: envelope sender, `Received:` field, size,
+//!     where the body is, and per delivery (original, archive copy, cover, DSN…) its
+//!     headers, route and each recipient's state (pending with the last error,
+//!     delivered, failed);
+//!   - `schedule`: due time (8 bytes, big-endian Unix seconds) ‖ `ID` → nothing; the
+//!     worker takes the due prefix. An index of `queue`, rebuilt from it on every start;
+//!   - `private`, `delivered`, `threads`, `owners`, `replies`, `away`: the routing
+//!     memories of SPEC §4 and §9 (see `memory`), each value led by its expiry;
+//!   - `spool`: the last checkpoint, a segment and an offset.
+//!
+//! # Writing: one door, one committer, one fdatasync per batch
 //!
 //! New messages enter only through [`Spool::accept`] (SMTP, DSNs, notices, backfill);
 //! state changes go through [`Spool::commit`]. Both hand their ops to one committer task
-//! that takes every request waiting at that moment as one batch (group commit) and, for
-//! the batch:
+//! that takes every request waiting at that moment as one batch (group commit) and:
 //!
-//! 1. `fdatasync`s every new body file (several threads at once, so the journal commits
-//!    them together) and then `fsync`s `bodies/` for their directory entries;
-//! 2. writes the batch's records, each request as one atomic sled batch (a message's
-//!    recipients, a DSN and the failure it reports, the memories of a message: together
-//!    or not at all);
-//! 3. flushes sled (its log is `fsync`'d), and only then answers every request of the
-//!    batch: the SMTP session says `250` after this.
+//! 1. if the batch has large bodies: `fdatasync`s their files (several threads at once,
+//!    so the journal commits them together), then `fsync`s `bodies/`;
+//! 2. encodes every frame of the batch (small bodies first within each request, each
+//!    `put` told where its body went) and writes them to the current segment with one
+//!    `write` and one `fdatasync`: from here the batch is durable;
+//! 3. applies the records to sled, each request as one atomic sled batch (a message's
+//!    recipients, a DSN and the failure it reports, a message's memories: together or
+//!    not at all), without flushing it;
+//! 4. answers every request of the batch: the SMTP session says `250` now.
 //!
-//! Stage 1 of one batch overlaps stage 2–3 of the one before; records are always
-//! written after their own bodies are durable and in batch order. A removed message's
-//! body file is deleted after the flush that removed its record.
+//! Stage 1 of one batch overlaps stages 2–4 of the one before; batches are written in
+//! order. Half a second after a commit, a **checkpoint** records the segment position
+//! sled has reached and flushes sled (sled's own timed flush is off); then every older
+//! segment that holds no queued message's body is deleted. A finished message's body
+//! file is deleted once its `remove` frame is durable.
 //!
 //! # After a crash (kill -9, power loss), on the next start
 //!
+//! [`Spool::open`] replays every frame after the last checkpoint into sled, in order: a
+//! `put` is its key's whole new state, so replaying one sled already has changes nothing.
+//! A frame that is cut short or fails its CRC ends its segment: the write it belongs to
+//! never finished its `fdatasync`, so nobody got a `250` for it. Then:
+//!
 //! | state found | meaning | what `open` does |
 //! |---|---|---|
-//! | body without record | its `250` was never sent | deletes the body |
-//! | record without body | impossible for an acknowledged message (body synced first) | deletes the record, logs a warning |
 //! | record and body | acknowledged (or about to be) | keeps it; the schedule is rebuilt, so a message taken off the schedule by a try that never finished is due again |
+//! | body file without record | its `250` was never sent | deletes the file |
+//! | record whose body is missing or cut short | impossible for an acknowledged message (body durable first) | deletes the record, logs a warning |
+//! | segment holding no queued body | everything in it is done and in sled | deletes it |
 //!
 //! So an acknowledged message is never lost, and one may be delivered twice (the try
 //! was under way when the process died): a possible duplicate is better than a possible
-//! loss. `tests/crash_loop.rs` kills the relay at random points under load and checks
-//! exactly this.
+//! loss. If sled refuses a record after its frame is durable (a full disk), the client
+//! gets `451` but the next start replays the record: again a duplicate, never a loss.
+//! `tests/crash_loop.rs` kills the relay at random points under load and checks exactly
+//! this; the unit tests in `recover` tear writes and lose sled's unflushed state.
+//!
+//! A spool from before segments (`bodies/` only) is read as it is. Older versions do not
+//! understand segments: going back needs the spool from before the upgrade.
 //!
 //! # Time
 //!
@@ -217,6 +240,9 @@ impl Spool {
         let db = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(64 * 1024 * 1024)
+            // The committer's checkpoints flush sled; the segments are the durable copy
+            // in between (see "Writing" above).
+            .flush_every_ms(None)
             .open()
             .map_err(|e| err("cannot open (is another teamrelay using it?)", &e))?;
         // sled made its files with the umask of whoever ran first; customer mail is
