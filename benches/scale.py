@@ -116,13 +116,14 @@ archive_of = ["*@example.com"]
         # Small messages live in segments: they must be retired once delivered.
         start_count = sink.count()
         t = time.perf_counter()
-        subprocess.run(["smtp-source", "-s", "20", "-m", str(CHURN), "-l", "4096", "-f", "customer@shop.example",
-                        "-t", "alice@example.com", f"127.0.0.1:{port}"], check=True)
+        load = subprocess.Popen(["smtp-source", "-s", "20", "-m", str(CHURN), "-l", "4096", "-f", "customer@shop.example",
+                                 "-t", "alice@example.com", f"127.0.0.1:{port}"])
         seg_peak = 0
         deadline = time.time() + 600
-        while sink.count() < start_count + 2 * CHURN and time.time() < deadline:
+        while (load.poll() is None or sink.count() < start_count + 2 * CHURN) and time.time() < deadline:
             seg_peak = max(seg_peak, du(os.path.join(spool, "segments")))
-            time.sleep(0.5)
+            time.sleep(0.2)
+        load.wait()
         elapsed = time.perf_counter() - t
         time.sleep(3)
         segs = du(os.path.join(spool, "segments"))
