@@ -44,7 +44,7 @@ pub fn execute(spool: &Spool, request: &str) -> (Answer, Vec<Op>) {
             Vec::new(),
         ),
         "show" | "retry" | "delete" => {
-            let Some(mut entry) = spool.get(&id) else {
+            let Some(entry) = spool.get(&id) else {
                 return (
                     Answer::Error(format!("no queued message {id:?}")),
                     Vec::new(),
@@ -52,13 +52,10 @@ pub fn execute(spool: &Spool, request: &str) -> (Answer, Vec<Op>) {
             };
             match verb {
                 "show" => (Answer::Show(Box::new(entry)), Vec::new()),
-                "retry" => {
-                    entry.next_try = now;
-                    (
-                        Answer::Done(format!("{id}: will be retried now")),
-                        vec![Op::Put(entry)],
-                    )
-                }
+                "retry" => (
+                    Answer::Done(format!("{id}: will be retried now")),
+                    vec![Op::Retry { id, due: now }],
+                ),
                 _ => (
                     Answer::Done(format!("{id}: deleted without delivery or bounce")),
                     vec![Op::Remove(id)],

@@ -74,7 +74,7 @@ fn deliver_one(dir: &Path, prefix: &str, body: &BodyLocation, id: &str) -> std::
         let mut f = crate::private_fs::create_file(&tmp)?;
         let mut lf = LfWriter::new(std::io::BufWriter::new(&mut f));
         lf.write_all(prefix.as_bytes())?;
-        std::io::copy(&mut body.open()?, &mut lf)?;
+        body.copy_to(&mut lf)?;
         lf.finish()?;
         f.sync_all()?;
         std::fs::rename(&tmp, dir.join("new").join(&name))?;

@@ -350,7 +350,7 @@ async fn finish(
         let delay = retry_delay(config, entry.attempts);
         entry.next_try = now + delay.as_secs();
         info!(id = %entry.id, retry_in = %crate::config::format_duration(delay), pending = entry.pending_addresses().len(), "rescheduled");
-        ops.push(Op::Put(entry.clone()));
+        ops.push(Op::Update(entry.clone()));
     } else {
         ops.push(Op::Remove(entry.id.clone()));
     }
@@ -362,7 +362,15 @@ async fn finish(
     match shared.spool.accept(dsns, ops).await {
         Ok(()) if !entry.has_pending() => info!(id = %entry.id, "done"),
         Ok(()) => {}
-        Err(e) => warn!(id = %entry.id, error = %e, "cannot record delivery state"),
+        Err(e) => {
+            // Not recorded: the try is made again later (a possible duplicate, never a
+            // message left off the schedule until the next start).
+            warn!(id = %entry.id, error = %e, "cannot record delivery state");
+            let delay = retry_delay(config, entry.attempts);
+            shared
+                .spool
+                .schedule_again(&entry.id, now + delay.as_secs());
+        }
     }
     // The worker may be asleep with no schedule in view (this message was in flight),
     // or a DSN was just queued: let it look again.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
-use super::segment::{Batch, Kind, Position, Writer};
+use super::segment::{self, Batch, Kind, Position, Writer};
 use super::{now, schedule_key, CommitError, Entry, MemoryOp, Spool, StoredBody};
 
 /// How long after a commit sled is flushed and finished segments are deleted. sled's own
@@ -25,6 +25,13 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 pub enum Op {
     /// Insert or replace a queued message and schedule it at its `next_try`.
     Put(Entry),
+    /// Replace a message's record only if it is still queued: a try's outcome or a
+    /// `queue retry` must not bring back a message `queue delete` removed meanwhile (the
+    /// committer applies ops one at a time, so the check and the write are one step).
+    Update(Entry),
+    /// `queue retry`: make a queued message due at `due`, changing nothing else of its
+    /// current record (a try that finished meanwhile keeps its outcome).
+    Retry { id: String, due: u64 },
     /// Remove a finished message (its body goes once that is durable).
     Remove(String),
     /// Record routing memories.
@@ -43,7 +50,9 @@ pub struct Request {
     pub done: oneshot::Sender<Result<(), CommitError>>,
 }
 
-/// Runs until every [`Spool`] handle is dropped.
+/// Runs for the life of the runtime: the handle it keeps holds the channel open, so there
+/// is no last flush on the way out, nor any need for one (a start replays the segments
+/// from the last checkpoint, at most half a second old).
 ///
 /// Two stages, overlapped: while one batch is written to the segment and sled, the next
 /// batch's large body files are synced. A batch's records are written only after its
@@ -64,8 +73,9 @@ pub async fn run(
         let first = tokio::select! {
             r = rx.recv() => match r { Some(r) => r, None => break },
             _ = sleep_until(due), if due.is_some() => {
-                checkpoint.maybe_start(&spool, &db);
-                due = None;
+                // Still running from last time: look again later instead of dropping it.
+                due = (!checkpoint.maybe_start(&spool, &db))
+                    .then(|| tokio::time::Instant::now() + CHECKPOINT_EVERY);
                 continue;
             }
         };
@@ -100,29 +110,25 @@ pub async fn run(
         // One hop to the blocking pool, which also answers the sessions (a panic there
         // drops the senders: every waiter gets `Stopped`).
         writing = Some(tokio::task::spawn_blocking(move || {
-            let result = match synced {
+            let n = batch.len();
+            let results = match synced {
                 Ok((requests, Ok(()))) => {
                     let mut w = writer2.lock().unwrap_or_else(|e| e.into_inner());
                     write_batch(&spool2, &mut w, requests)
                 }
-                Ok((_, Err(e))) => Err(e),
-                Err(_) => Err(CommitError::Stopped),
+                Ok((_, Err(e))) => vec![Err(e); n],
+                Err(_) => vec![Err(CommitError::Stopped); n],
             };
-            if let Err(e) = &result {
-                error!(error = %e, "spool commit failed");
-            }
-            for req in batch {
-                let _ = req.done.send(result.clone());
+            for (req, result) in batch.into_iter().zip(results) {
+                if let Err(e) = &result {
+                    error!(error = %e, "spool commit failed");
+                }
+                let _ = req.done.send(result);
             }
         }));
     }
     if let Some(previous) = writing.take() {
         let _ = previous.await;
-    }
-    // Last handle gone: everything applied goes to sled's disk.
-    checkpoint.maybe_start(&spool, &db);
-    if let Some(running) = checkpoint.running.take() {
-        let _ = running.await;
     }
 }
 
@@ -140,16 +146,17 @@ struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Starts a checkpoint if there is news since the last and none is running.
-    fn maybe_start(&mut self, spool: &Spool, db: &sled::Db) {
+    /// Starts a checkpoint if there is news since the last and none is running; false
+    /// only when one is still running.
+    fn maybe_start(&mut self, spool: &Spool, db: &sled::Db) -> bool {
         if self.running.as_ref().is_some_and(|r| !r.is_finished()) {
-            return;
+            return false;
         }
         let Some(applied) = spool.segments.applied() else {
-            return;
+            return true;
         };
         if self.last == Some(applied) {
-            return;
+            return true;
         }
         self.last = Some(applied);
         let (spool, db) = (spool.clone(), db.clone());
@@ -158,6 +165,7 @@ impl Checkpoints {
                 warn!(error = %e, "spool checkpoint failed; the segments are kept");
             }
         }));
+        true
     }
 }
 
@@ -182,36 +190,58 @@ fn sync_bodies(bodies: &std::path::Path, requests: &[Vec<Op>]) -> Result<(), Com
 }
 
 /// Stage two: every frame of the batch into the segment (one write, one fdatasync), then
-/// the records into sled in request order.
+/// the records into sled in request order. One result per request: a request sled
+/// refuses fails alone (its frames are durable, so the next start replays it: from then
+/// on no checkpoint is taken, see [`super::Segments`]).
 fn write_batch(
     spool: &Spool,
     writer: &mut Writer,
     mut requests: Vec<Vec<Op>>,
-) -> Result<(), CommitError> {
-    writer
-        .rotate_if_needed()
-        .map_err(|e| CommitError::Records(format!("cannot begin a segment: {e}")))?;
-    let at = now();
-    let frames = encode(writer.position(), at, &mut requests)?;
-    if !frames.bytes.is_empty() {
+) -> Vec<Result<(), CommitError>> {
+    let n = requests.len();
+    let durable = (|| {
         writer
-            .append(&frames)
-            .map_err(|e| CommitError::Records(format!("segment write: {e}")))?;
-    }
-    let mut result = Ok(());
-    for ops in &requests {
-        if let Err(e) = apply(spool, ops, at) {
-            result = Err(CommitError::Records(e));
+            .rotate_if_needed()
+            .map_err(|e| CommitError::Records(format!("cannot begin a segment: {e}")))?;
+        let at = now();
+        let frames = encode(writer.position(), at, &mut requests)?;
+        if !frames.bytes.is_empty() {
+            writer
+                .append(&frames)
+                .map_err(|e| CommitError::Records(format!("segment write: {e}")))?;
         }
+        Ok(at)
+    })();
+    let at = match durable {
+        Ok(at) => at,
+        Err(e) => return vec![Err(e); n],
+    };
+    let results: Vec<Result<(), CommitError>> = requests
+        .iter()
+        .map(|ops| apply(spool, ops, at).map_err(CommitError::Records))
+        .collect();
+    if results.iter().any(|r| r.is_err()) {
+        spool.segments.stop_checkpoints();
     }
     spool.segments.set_applied(writer.position());
-    result
+    results
 }
 
 /// The batch's frames, with every new `Put` told where its body went.
 fn encode(base: Position, at: u64, requests: &mut [Vec<Op>]) -> Result<Batch, CommitError> {
     let mut batch = Batch::default();
     let bad = |e: serde_json::Error| CommitError::Records(e.to_string());
+    // A frame a reader would take for a torn one must never be written.
+    let fits = |json: Vec<u8>| {
+        if json.len() < segment::MAX_FRAME as usize {
+            Ok(json)
+        } else {
+            Err(CommitError::Records(format!(
+                "record of {} bytes too large",
+                json.len()
+            )))
+        }
+    };
     for ops in requests.iter_mut() {
         let mut placed: HashMap<String, StoredBody> = HashMap::new();
         for op in ops.iter_mut() {
@@ -229,16 +259,29 @@ fn encode(base: Position, at: u64, requests: &mut [Vec<Op>]) -> Result<Batch, Co
                     if let Some(body) = placed.get(&entry.id) {
                         entry.body = *body;
                     }
-                    batch.frame(Kind::Put, &[&serde_json::to_vec(entry).map_err(bad)?]);
+                    batch.frame(
+                        Kind::Put,
+                        &[&fits(serde_json::to_vec(entry).map_err(bad)?)?],
+                    );
+                }
+                Op::Update(entry) => {
+                    batch.frame(
+                        Kind::Update,
+                        &[&fits(serde_json::to_vec(entry).map_err(bad)?)?],
+                    );
+                }
+                Op::Retry { id, due } => {
+                    batch.frame(
+                        Kind::Retry,
+                        &[&serde_json::to_vec(&(&*id, *due)).map_err(bad)?],
+                    );
                 }
                 Op::Remove(id) => {
                     batch.frame(Kind::Remove, &[id.as_bytes()]);
                 }
                 Op::Memory(m) => {
-                    batch.frame(
-                        Kind::Memory,
-                        &[&serde_json::to_vec(&(at, &*m)).map_err(bad)?],
-                    );
+                    let json = fits(serde_json::to_vec(&(at, &*m)).map_err(bad)?)?;
+                    batch.frame(Kind::Memory, &[&json]);
                 }
                 Op::SyncBody(_) => {}
             }
@@ -275,42 +318,62 @@ pub(super) fn apply(spool: &Spool, ops: &[Op], at: u64) -> Result<(), String> {
     let mut old = Vec::new();
     let mut schedule_new = Vec::new();
     let mut added = Vec::new();
+    let mut gone = Vec::new();
+    let mut put = |entry: &Entry, before: Option<Entry>, batch: &mut sled::Batch| {
+        let json = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+        batch.insert(entry.id.as_bytes(), json);
+        if before.is_none() {
+            added.push(entry.body);
+        }
+        old.extend(before);
+        schedule_new.push(schedule_key(entry.next_try, &entry.id));
+        Ok::<(), String>(())
+    };
     for op in ops {
         match op {
-            Op::Put(entry) => {
-                let json = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
-                batch.insert(entry.id.as_bytes(), json);
-                let before = spool.get(&entry.id);
-                if before.is_none() {
-                    added.push(entry.body);
+            Op::Update(entry) if spool.get(&entry.id).is_none() => {
+                tracing::info!(id = %entry.id, "deleted meanwhile: not recorded");
+            }
+            Op::Put(entry) | Op::Update(entry) => put(entry, spool.get(&entry.id), &mut batch)?,
+            Op::Retry { id, due } => {
+                if let Some(mut entry) = spool.get(id) {
+                    let before = entry.clone();
+                    entry.next_try = *due;
+                    put(&entry, Some(before), &mut batch)?;
                 }
-                old.extend(before);
-                schedule_new.push(schedule_key(entry.next_try, &entry.id));
             }
             Op::Remove(id) => {
                 batch.remove(id.as_bytes());
-                old.extend(spool.get(id));
+                gone.extend(spool.get(id));
             }
-            Op::Memory(m) => m.apply_at(&spool.memories, at).map_err(|e| e.to_string())?,
-            Op::SyncBody(_) | Op::AppendBody { .. } => {}
+            Op::Memory(_) | Op::SyncBody(_) | Op::AppendBody { .. } => {}
         }
+    }
+    old.extend(gone);
+    spool.queue.apply_batch(batch).map_err(|e| e.to_string())?;
+    // The records are in: count their bodies before anything else can fail.
+    for body in added {
+        spool.segments.hold(body);
     }
     // Old schedule keys: a rescheduled or finished message must not stay due.
     for e in &old {
         let _ = spool.schedule.remove(schedule_key(e.next_try, &e.id));
     }
-    spool.queue.apply_batch(batch).map_err(|e| e.to_string())?;
     for key in schedule_new {
         spool.schedule.insert(key, &[]).map_err(|e| e.to_string())?;
-    }
-    for body in added {
-        spool.segments.hold(body);
     }
     for op in ops {
         if let Op::Remove(id) = op {
             if let Some(e) = old.iter().find(|e| &e.id == id) {
                 spool.release_body(e);
             }
+        }
+    }
+    // Memories last: a request sled refused must not leave claims behind (the client's
+    // retry would then lose those copies).
+    for op in ops {
+        if let Op::Memory(m) = op {
+            m.apply_at(&spool.memories, at).map_err(|e| e.to_string())?;
         }
     }
     Ok(())

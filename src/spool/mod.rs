@@ -8,8 +8,10 @@
 //!   new one at every start and every 16 MiB). The 8 bytes `TRSEG001`, then frames:
 //!   `len` (u32 LE) ‖ `crc` (CRC-32 of the rest, u32 LE) ‖ kind (1 byte) ‖ payload.
 //!   Kinds: **body** (id length, id, the body bytes), **put** (an [`Entry`] as JSON, the
-//!   whole new state of one queued message), **remove** (an id: the message is done),
-//!   **memory** (`[unix time, MemoryOp]` as JSON). Bodies up to 256 KiB live here.
+//!   whole new state of one queued message), **update** (the same, applied only if the
+//!   message is still queued: a try's outcome loses to a `queue delete`), **remove** (an
+//!   id: the message is done), **memory** (`[unix time, MemoryOp]` as JSON). Bodies up to
+//!   256 KiB live here.
 //! - `bodies/ID` — the body of a larger message, its own file, streamed to disk while
 //!   DATA arrived (a 35 MB message never sits in memory whole).
 //!
@@ -148,6 +150,9 @@ pub struct Spool {
 struct Segments {
     live: Mutex<HashMap<u64, usize>>,
     applied: Mutex<Option<Position>>,
+    /// sled refused a record whose frame is durable: no checkpoint may pass it (so the
+    /// next start replays it) until then.
+    stuck: std::sync::atomic::AtomicBool,
 }
 
 impl Segments {
@@ -172,7 +177,14 @@ impl Segments {
     }
 
     fn applied(&self) -> Option<Position> {
+        if self.stuck.load(Ordering::SeqCst) {
+            return None;
+        }
         *lock(&self.applied)
+    }
+
+    fn stop_checkpoints(&self) {
+        self.stuck.store(true, Ordering::SeqCst);
     }
 
     fn set_applied(&self, p: Position) {
@@ -352,6 +364,12 @@ impl Spool {
             }
         }
         ids
+    }
+
+    /// Puts message `id` back on the schedule at `due` without a commit (a try whose
+    /// outcome could not be recorded). The schedule is rebuilt from the queue on start.
+    pub fn schedule_again(&self, id: &str, due: u64) {
+        let _ = self.schedule.insert(schedule_key(due, id), &[]);
     }
 
     /// When the next scheduled message is due, if any.

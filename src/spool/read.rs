@@ -44,7 +44,9 @@ impl BodyLocation {
     /// The whole body in memory. A body cut short (a segment shorter than its record
     /// says) is an error, never a shorter message.
     pub fn read_all(&self) -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(self.len.unwrap_or(0) as usize);
+        // The length comes from a record on disk: trust it for a hint only.
+        let hint = self.len.unwrap_or(0).min(1024 * 1024) as usize;
+        let mut out = Vec::with_capacity(hint);
         self.open()?.read_to_end(&mut out)?;
         match self.len {
             Some(len) if out.len() as u64 != len => Err(std::io::Error::new(
@@ -52,6 +54,18 @@ impl BodyLocation {
                 format!("body cut short: {} of {len} bytes", out.len()),
             )),
             _ => Ok(out),
+        }
+    }
+
+    /// Copies the body into `to`; a body cut short is an error (see [`Self::read_all`]).
+    pub fn copy_to(&self, to: &mut impl std::io::Write) -> std::io::Result<u64> {
+        let copied = std::io::copy(&mut self.open()?, to)?;
+        match self.len {
+            Some(len) if copied != len => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("body cut short: {copied} of {len} bytes"),
+            )),
+            _ => Ok(copied),
         }
     }
 

@@ -59,9 +59,16 @@ impl Spool {
                 );
             }
             for frame in frames {
-                if let Some((op, at)) = decode(frame) {
-                    commit::apply(self, std::slice::from_ref(&op), at)?;
-                    applied += 1;
+                let kind = frame.kind;
+                match decode(frame) {
+                    Some((op, at)) => {
+                        commit::apply(self, std::slice::from_ref(&op), at)?;
+                        applied += 1;
+                    }
+                    None if kind != Kind::Body => {
+                        warn!(segment = n, kind = ?kind, "spool: a record this version cannot read was skipped");
+                    }
+                    None => {}
                 }
             }
         }
@@ -131,8 +138,11 @@ impl Spool {
                 segment: n,
                 offset,
                 len,
-            } => std::fs::metadata(segment::path(&self.dir, n))
-                .is_ok_and(|m| m.len() >= offset + len),
+            } => {
+                let end = offset.checked_add(len);
+                std::fs::metadata(segment::path(&self.dir, n))
+                    .is_ok_and(|m| end.is_some_and(|end| m.len() >= end))
+            }
         }
     }
 
@@ -153,6 +163,14 @@ fn decode(frame: segment::Frame) -> Option<(Op, u64)> {
             let entry: Entry = serde_json::from_slice(&frame.payload).ok()?;
             let at = entry.received_at;
             Some((Op::Put(entry), at))
+        }
+        Kind::Retry => {
+            let (id, due): (String, u64) = serde_json::from_slice(&frame.payload).ok()?;
+            Some((Op::Retry { id, due }, 0))
+        }
+        Kind::Update => {
+            let entry: Entry = serde_json::from_slice(&frame.payload).ok()?;
+            Some((Op::Update(entry), 0))
         }
         Kind::Remove => Some((Op::Remove(String::from_utf8(frame.payload).ok()?), 0)),
         Kind::Memory => {
@@ -268,6 +286,98 @@ mod tests {
                 "only the new segment is left: {segments:?}"
             );
             assert!(segments[0] > first_segment);
+        });
+    }
+
+    #[test]
+    fn a_try_recorded_after_a_delete_does_not_bring_the_message_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Spool::new_id();
+        with_spool(dir.path(), async |spool| {
+            let before = spool.meta.get(CHECKPOINT).unwrap().unwrap();
+            spool
+                .accept(vec![message(&id, b"hi\r\n")], Vec::new())
+                .await
+                .unwrap();
+            let mut tried = spool.get(&id).unwrap();
+            tried.attempts = 1;
+            // `queue delete` lands while the try is under way; then the try records.
+            spool.commit(vec![Op::Remove(id.clone())]).await.unwrap();
+            spool.commit(vec![Op::Update(tried)]).await.unwrap();
+            assert!(spool.get(&id).is_none(), "the delete lost to the try");
+            lose_since(spool, &before, &[]);
+        });
+        with_spool(dir.path(), async |spool| {
+            assert!(spool.get(&id).is_none(), "replay brought it back");
+        });
+    }
+
+    #[test]
+    fn queue_retry_moves_the_due_time_and_keeps_what_a_try_recorded_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Spool::new_id();
+        with_spool(dir.path(), async |spool| {
+            let before = spool.meta.get(CHECKPOINT).unwrap().unwrap();
+            spool
+                .accept(vec![message(&id, b"hi\r\n")], Vec::new())
+                .await
+                .unwrap();
+            let mut tried = spool.get(&id).unwrap();
+            tried.attempts = 1;
+            tried.next_try += 3600;
+            tried.deliveries[0].rcpts[0].state = RcptState::Pending {
+                last_error: Some("451 4.3.0 later".into()),
+            };
+            // The try records, then a `queue retry` read before it lands.
+            spool.commit(vec![Op::Update(tried)]).await.unwrap();
+            spool
+                .commit(vec![Op::Retry {
+                    id: id.clone(),
+                    due: 5,
+                }])
+                .await
+                .unwrap();
+            let check = |e: Entry| {
+                assert_eq!(e.attempts, 1, "the try's outcome was overwritten");
+                assert_eq!(e.next_try, 5);
+                assert_eq!(e.last_error(), Some("451 4.3.0 later"));
+            };
+            check(spool.get(&id).unwrap());
+            assert_eq!(spool.take_due(5, 10), vec![id.clone()]);
+            lose_since(spool, &before, &[&id]);
+        });
+        with_spool(dir.path(), async |spool| {
+            let e = spool.get(&id).expect("replayed");
+            assert_eq!((e.attempts, e.next_try), (1, 5), "replay differs");
+        });
+    }
+
+    #[test]
+    fn a_record_too_large_for_a_frame_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        with_spool(dir.path(), async |spool| {
+            let id = Spool::new_id();
+            let mut huge = message(&id, b"x\r\n");
+            huge.sender = Some("a".repeat(segment::MAX_FRAME as usize));
+            let before = std::fs::metadata(segment::path(&spool.dir, 1))
+                .unwrap()
+                .len();
+            let refused = spool.accept(vec![huge], Vec::new()).await;
+            assert!(
+                matches!(refused, Err(crate::spool::CommitError::Records(_))),
+                "{refused:?}"
+            );
+            assert!(spool.get(&id).is_none());
+            let after = std::fs::metadata(segment::path(&spool.dir, 1))
+                .unwrap()
+                .len();
+            assert_eq!(before, after, "a frame a reader would drop was written");
+            let ok = Spool::new_id();
+            spool
+                .accept(vec![message(&ok, b"fine\r\n")], Vec::new())
+                .await
+                .unwrap();
+            assert!(spool.get(&ok).is_some(), "the spool goes on");
         });
     }
 

@@ -19,7 +19,7 @@ pub const MAGIC: &[u8; 8] = b"TRSEG001";
 /// A segment holding this much is closed and the next one begun.
 pub const SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
 /// Largest frame a reader accepts; a bigger length is a torn or corrupt frame.
-const MAX_FRAME: u32 = 16 * 1024 * 1024;
+pub const MAX_FRAME: u32 = 16 * 1024 * 1024;
 /// Frame header: len and crc.
 const HEADER: u64 = 8;
 
@@ -42,6 +42,10 @@ pub enum Kind {
     Remove = 3,
     /// Routing memories: `[at, op]` as JSON (see [`super::MemoryOp`]).
     Memory = 4,
+    /// A queue record that replaces one only if it is still there (`Op::Update`).
+    Update = 5,
+    /// `[id, due]` as JSON: make a queued message due (`Op::Retry`).
+    Retry = 6,
 }
 
 impl Kind {
@@ -51,6 +55,8 @@ impl Kind {
             2 => Some(Kind::Put),
             3 => Some(Kind::Remove),
             4 => Some(Kind::Memory),
+            5 => Some(Kind::Update),
+            6 => Some(Kind::Retry),
             _ => None,
         }
     }
@@ -125,9 +131,15 @@ impl Writer {
     /// Creates segment `n` and makes it durable: its header, and its directory entry.
     pub fn create(dir: &Path, n: u64) -> std::io::Result<Writer> {
         let mut file = crate::private_fs::create_new_file(&path(dir, n))?;
-        file.write_all(MAGIC)?;
-        file.sync_all()?;
-        File::open(dir.join("segments"))?.sync_all()?;
+        let made = file
+            .write_all(MAGIC)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| File::open(dir.join("segments"))?.sync_all());
+        if let Err(e) = made {
+            // Half made: gone, so the next try can make it again.
+            let _ = std::fs::remove_file(path(dir, n));
+            return Err(e);
+        }
         Ok(Writer {
             dir: dir.to_path_buf(),
             file,
