@@ -9,9 +9,10 @@
 //!   `len` (u32 LE) ‖ `crc` (CRC-32 of the rest, u32 LE) ‖ kind (1 byte) ‖ payload.
 //!   Kinds: **body** (id length, id, the body bytes), **put** (an [`Entry`] as JSON, the
 //!   whole new state of one queued message), **update** (the same, applied only if the
-//!   message is still queued: a try's outcome loses to a `queue delete`), **remove** (an
-//!   id: the message is done), **memory** (`[unix time, MemoryOp]` as JSON). Bodies up to
-//!   256 KiB live here.
+//!   message is still queued: a try's outcome loses to a `queue delete`), **retry**
+//!   (`[id, due]`: `queue retry`, only the due time changes), **remove** (an id: the
+//!   message is done), **memory** (`[unix time, MemoryOp]` as JSON). Bodies up to 256 KiB
+//!   live here; no frame is larger than 16 MiB.
 //! - `bodies/ID` — the body of a larger message, its own file, streamed to disk while
 //!   DATA arrived (a 35 MB message never sits in memory whole).
 //!
@@ -40,10 +41,10 @@
 //! 2. encodes every frame of the batch (small bodies first within each request, each
 //!    `put` told where its body went) and writes them to the current segment with one
 //!    `write` and one `fdatasync`: from here the batch is durable;
-//! 3. applies the records to sled, each request as one atomic sled batch (a message's
-//!    recipients, a DSN and the failure it reports, a message's memories: together or
-//!    not at all), without flushing it;
-//! 4. answers every request of the batch: the SMTP session says `250` now.
+//! 3. applies the records to sled without flushing it, each request's queue records as
+//!    one atomic sled batch (a message's recipients, a DSN and the failure it reports:
+//!    together or not at all) and then its memories;
+//! 4. answers each request with its own result: the SMTP session says `250` now.
 //!
 //! Stage 1 of one batch overlaps stages 2–4 of the one before; batches are written in
 //! order. Half a second after a commit, a **checkpoint** records the segment position
@@ -67,8 +68,9 @@
 //!
 //! So an acknowledged message is never lost, and one may be delivered twice (the try
 //! was under way when the process died): a possible duplicate is better than a possible
-//! loss. If sled refuses a record after its frame is durable (a full disk), the client
-//! gets `451` but the next start replays the record: again a duplicate, never a loss.
+//! loss. If sled refuses a record after its frame is durable (a full disk), that client
+//! gets `451`, no checkpoint passes the frame from then on, and the next start replays
+//! it: again a duplicate, never a loss.
 //! `tests/crash_loop.rs` kills the relay at random points under load and checks exactly
 //! this; the unit tests in `recover` tear writes and lose sled's unflushed state.
 //!
