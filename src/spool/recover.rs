@@ -220,9 +220,25 @@ mod tests {
     /// stops (or dies: nothing is flushed on the way out but what `f` flushes).
     fn with_spool<T>(dir: &Path, f: impl AsyncFnOnce(&Spool) -> T) -> T {
         runtime().block_on(async {
-            let spool = Spool::open(dir).unwrap();
+            let spool = open_again(dir).await;
             f(&spool).await
         })
+    }
+
+    /// Opens the spool, waiting (a bounded while) for the previous runtime's sled to let
+    /// go of its lock: sled's background threads may still hold the last reference for a
+    /// moment after the runtime that used it is dropped.
+    async fn open_again(dir: &Path) -> Spool {
+        for _ in 0..100 {
+            match Spool::open(dir) {
+                Ok(spool) => return spool,
+                Err(e) if e.0.contains("could not acquire lock") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("the spool's lock was not released within 5 s");
     }
 
     /// What sled would hold after a crash that lost everything since `checkpoint`: the
