@@ -103,67 +103,10 @@ async fn deliver_message(shared: &Shared, out: &Outbound, id: &str) {
     let mut loaded: Option<client::Body> = None;
     let mut failed = Vec::new();
     for i in 0..entry.deliveries.len() {
-        let d = &entry.deliveries[i];
-        let rcpts: Vec<String> = d.pending().map(|r| r.address.clone()).collect();
-        if rcpts.is_empty() {
-            continue;
-        }
-        let route = d.route();
-        let target = match route {
-            RouteKind::Team => &config.deliver.team,
-            RouteKind::Outside => &config.deliver.outside,
-        };
-        let prefix = message::prefix(&entry, d);
+        let route = entry.deliveries[i].route();
         let started = std::time::Instant::now();
-        let results = match target {
-            Target::Maildir(root) => {
-                let (root, body, id2) = (root.clone(), body.clone(), id.to_string());
-                let results = tokio::task::spawn_blocking(move || {
-                    maildir::deliver(&root, &rcpts, &prefix, &body, &id2)
-                })
-                .await
-                .unwrap_or_default();
-                results.into_iter().map(|(r, o)| (r, o, None)).collect()
-            }
-            _ => {
-                let body = match &loaded {
-                    Some(b) => b.clone(),
-                    None => match load_body(&body, entry.size).await {
-                        Ok(b) => loaded.insert(b).clone(),
-                        Err(why) => {
-                            // Kept for the next try; the error shows in `queue show`.
-                            warn!(id = %id, error = %why, "deferred");
-                            let o = Outcome::Deferred(why);
-                            let results = rcpts.iter().map(|r| (r.clone(), o.clone(), None));
-                            let retry_in = retry_delay(&config, entry.attempts + 1);
-                            failed.extend(record(
-                                &mut entry,
-                                i,
-                                route,
-                                results.collect(),
-                                retry_in,
-                            ));
-                            continue;
-                        }
-                    },
-                };
-                let needs = convert::Needs {
-                    smtputf8: entry.smtputf8
-                        || d.sender.as_deref().is_some_and(|s| !s.is_ascii())
-                        || rcpts.iter().any(|r| !r.is_ascii()),
-                    eight_bit: entry.eight_bit,
-                };
-                let job = client::Job {
-                    hostname: &config.server.hostname,
-                    timeout: config.deliver.timeout,
-                    sender: d.sender.as_deref(),
-                    rcpts,
-                    prefix,
-                    body,
-                    needs,
-                };
-                network(out, &config, id, route, target, &job).await
-            }
+        let Some(results) = try_delivery(out, &config, &entry, i, &body, &mut loaded).await else {
+            continue;
         };
         metrics::histogram!(crate::metrics::DELIVERY_SECONDS, "route" => route.to_string())
             .record(started.elapsed().as_secs_f64());
@@ -171,6 +114,67 @@ async fn deliver_message(shared: &Shared, out: &Outbound, id: &str) {
         failed.extend(record(&mut entry, i, route, results, retry_in));
     }
     finish(shared, &config, entry, failed).await;
+}
+
+/// One try at delivery `i` of `entry`: the outcome for each of its pending recipients,
+/// or `None` when none is pending. `loaded` keeps the body read once for every network
+/// delivery of this try.
+async fn try_delivery(
+    out: &Outbound,
+    config: &Config,
+    entry: &Entry,
+    i: usize,
+    body: &spool::BodyLocation,
+    loaded: &mut Option<client::Body>,
+) -> Option<mx::HopResults> {
+    let d = &entry.deliveries[i];
+    let rcpts: Vec<String> = d.pending().map(|r| r.address.clone()).collect();
+    if rcpts.is_empty() {
+        return None;
+    }
+    let route = d.route();
+    let target = match route {
+        RouteKind::Team => &config.deliver.team,
+        RouteKind::Outside => &config.deliver.outside,
+    };
+    let prefix = message::prefix(entry, d);
+    if let Target::Maildir(root) = target {
+        let (root, body, id) = (root.clone(), body.clone(), entry.id.clone());
+        let results = tokio::task::spawn_blocking(move || {
+            maildir::deliver(&root, &rcpts, &prefix, &body, &id)
+        })
+        .await
+        .unwrap_or_default();
+        return Some(results.into_iter().map(|(r, o)| (r, o, None)).collect());
+    }
+    let body = match loaded {
+        Some(b) => b.clone(),
+        None => match load_body(body, entry.size).await {
+            Ok(b) => loaded.insert(b).clone(),
+            Err(why) => {
+                // Kept for the next try; the error shows in `queue show`.
+                warn!(id = %entry.id, error = %why, "deferred");
+                let o = Outcome::Deferred(why);
+                return Some(rcpts.iter().map(|r| (r.clone(), o.clone(), None)).collect());
+            }
+        },
+    };
+    let needs = convert::Needs {
+        smtputf8: entry.smtputf8
+            || d.sender.as_deref().is_some_and(|s| !s.is_ascii())
+            || rcpts.iter().any(|r| !r.is_ascii()),
+        eight_bit: entry.eight_bit,
+    };
+    let job = client::Job {
+        hostname: &config.server.hostname,
+        timeout: config.deliver.timeout,
+        sender: d.sender.as_deref(),
+        rcpts,
+        prefix,
+        body,
+        needs,
+    };
+    Some(network(out, config, &entry.id, route, target, &job).await)
 }
 
 /// One delivery over SMTP/LMTP: one transaction on the route's URL, or for `mx` one per
