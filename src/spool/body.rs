@@ -55,12 +55,6 @@ impl BodySink {
         }
     }
 
-    /// Whether the body went to its own file (which must be removed if the message is
-    /// not queued after all).
-    pub fn has_file(&self) -> bool {
-        self.file.is_some()
-    }
-
     /// The whole message, for the copy the history keeps: from memory when it is small,
     /// else read back from its (written, not yet synced) file.
     pub async fn contents(&mut self) -> std::io::Result<Vec<u8>> {

@@ -331,10 +331,11 @@ pub(super) fn apply(spool: &Spool, ops: &[Op], at: u64) -> Result<(), String> {
     };
     for op in ops {
         match op {
-            Op::Update(entry) if spool.get(&entry.id).is_none() => {
-                tracing::info!(id = %entry.id, "deleted meanwhile: not recorded");
-            }
-            Op::Put(entry) | Op::Update(entry) => put(entry, spool.get(&entry.id), &mut batch)?,
+            Op::Put(entry) => put(entry, spool.get(&entry.id), &mut batch)?,
+            Op::Update(entry) => match spool.get(&entry.id) {
+                Some(before) => put(entry, Some(before), &mut batch)?,
+                None => tracing::info!(id = %entry.id, "deleted meanwhile: not recorded"),
+            },
             Op::Retry { id, due } => {
                 if let Some(mut entry) = spool.get(id) {
                     let before = entry.clone();

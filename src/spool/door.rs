@@ -12,7 +12,7 @@
 //! 3. **Cleanup.** If anything fails, every body this call wrote is removed and the
 //!    caller gets the error; nothing half-queued stays behind.
 
-use super::body::{Finished, FLUSH_AT};
+use super::body::Finished;
 use super::{now, BodySink, CommitError, Entry, Op, Spool, StoredBody, StoredDelivery};
 
 /// A body for a new message.
@@ -69,13 +69,12 @@ impl Spool {
                     }
                     continue;
                 }
+                // A body may become a file (BodySink decides): on failure, whatever
+                // file this call made goes.
                 NewBody::Received(mut sink) => {
-                    if sink.has_file() || sink.buf.len() > FLUSH_AT {
-                        written.push(m.id.clone());
-                    }
+                    written.push(m.id.clone());
                     sink.finish().await
                 }
-                NewBody::Built(bytes) if bytes.len() <= FLUSH_AT => Ok(Finished::Memory(bytes)),
                 NewBody::Built(bytes) => {
                     written.push(m.id.clone());
                     let mut sink = self.body_sink(&m.id);
@@ -201,6 +200,7 @@ mod tests {
 #[cfg(test)]
 mod large_tests {
     use super::*;
+    use crate::spool::body::FLUSH_AT;
     use crate::spool::{Rcpt, RcptState, StoredKind};
 
     #[tokio::test]

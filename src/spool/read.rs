@@ -1,7 +1,7 @@
 //! Reading a queued message's body, wherever the spool keeps it: its own file or a
 //! stretch of a segment.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::{segment, Entry, Spool, StoredBody};
@@ -26,17 +26,12 @@ impl BodyLocation {
 
     /// A reader of exactly the body's bytes.
     pub fn open(&self) -> std::io::Result<Box<dyn Read + Send>> {
+        let mut file = std::fs::File::open(&self.path)?;
         match self.len {
-            None => Ok(Box::new(std::fs::File::open(&self.path)?)),
+            None => Ok(Box::new(file)),
             Some(len) => {
-                let dir = self.path.parent().and_then(Path::parent);
-                let number = self.path.file_name().and_then(|n| n.to_str());
-                match (dir, number.and_then(|n| u64::from_str_radix(n, 16).ok())) {
-                    (Some(dir), Some(n)) => {
-                        Ok(Box::new(segment::open_body(dir, n, self.offset, len)?))
-                    }
-                    _ => Err(std::io::Error::other("not a segment path")),
-                }
+                file.seek(SeekFrom::Start(self.offset))?;
+                Ok(Box::new(file.take(len)))
             }
         }
     }
@@ -47,14 +42,8 @@ impl BodyLocation {
         // The length comes from a record on disk: trust it for a hint only.
         let hint = self.len.unwrap_or(0).min(1024 * 1024) as usize;
         let mut out = Vec::with_capacity(hint);
-        self.open()?.read_to_end(&mut out)?;
-        match self.len {
-            Some(len) if out.len() as u64 != len => Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("body cut short: {} of {len} bytes", out.len()),
-            )),
-            _ => Ok(out),
-        }
+        self.copy_to(&mut out)?;
+        Ok(out)
     }
 
     /// Copies the body into `to`; a body cut short is an error (see [`Self::read_all`]).

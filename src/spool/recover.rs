@@ -155,14 +155,14 @@ impl Spool {
     }
 }
 
-/// A replayed frame as the op it recorded, with the time it was committed.
+/// A replayed frame as the op it recorded, with the time a memory frame was committed
+/// (the other ops do not read the time: 0).
 fn decode(frame: segment::Frame) -> Option<(Op, u64)> {
     match frame.kind {
         Kind::Body => None,
         Kind::Put => {
             let entry: Entry = serde_json::from_slice(&frame.payload).ok()?;
-            let at = entry.received_at;
-            Some((Op::Put(entry), at))
+            Some((Op::Put(entry), 0))
         }
         Kind::Retry => {
             let (id, due): (String, u64) = serde_json::from_slice(&frame.payload).ok()?;
