@@ -66,12 +66,6 @@ fn wait_team(s: &Setup, id: &str, n: usize) -> Vec<Txn> {
     team_txns(s, id)
 }
 
-fn header<'t>(text: &'t str, name: &str) -> Option<&'t str> {
-    let head = text.split("\r\n\r\n").next().unwrap_or("");
-    head.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-}
-
 fn away(s: &Setup, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_teamrelay"))
         .arg("away")

@@ -38,6 +38,22 @@ async fn send(relay: &InProcess, listener: &str, from: &str, to: &[&str], text: 
     Instant::now()
 }
 
+/// A customer's message to alice through the MX listener, and a minute for its delivery.
+async fn customer_writes(relay: &InProcess, text: &str) {
+    send(relay, "mx", CUSTOMER, &["alice@example.com"], text).await;
+    pass(60).await;
+}
+
+/// A relay for the memory tests (retries a minute apart, nothing expires), with these
+/// `[team]` keys, and its two fake next hops (team, outside).
+async fn memory_relay(team_keys: &str) -> (InProcess, AsyncUpstream, AsyncUpstream) {
+    let timing = "retry = [\"1m\"]\nmax_queue_time = \"5d\"";
+    let mut relay = InProcess::start(&config(timing, team_keys)).await;
+    let team = relay.async_upstream("upteam");
+    let outside = relay.async_upstream("upout");
+    (relay, team, outside)
+}
+
 async fn pass(secs: u64) {
     tokio::time::sleep(Duration::from_secs(secs)).await;
 }
@@ -57,12 +73,6 @@ fn with_id(up: &AsyncUpstream, id: &str) -> Vec<TimedTxn> {
         .into_iter()
         .filter(|t| t.txn.text().contains(&format!("Message-ID: <{id}>")))
         .collect()
-}
-
-fn header<'t>(text: &'t str, name: &str) -> Option<&'t str> {
-    let head = text.split("\r\n\r\n").next().unwrap_or("");
-    head.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
 }
 
 /// SPEC §6 `deliver.retry`: the delays in turn, the last one repeating, until the next
@@ -178,13 +188,7 @@ async fn a_message_deferred_past_max_queue_time_bounces_once_with_5_4_7() {
 #[tokio::test(start_paused = true)]
 async fn an_auto_reply_marks_its_sender_away_for_auto_away_and_no_longer() {
     let team_keys = "cover = \"dan@example.com\"\nauto_away = \"2d\"";
-    let mut relay = InProcess::start(&config(
-        "retry = [\"1m\"]\nmax_queue_time = \"5d\"",
-        team_keys,
-    ))
-    .await;
-    let team = relay.async_upstream("upteam");
-    let _outside = relay.async_upstream("upout");
+    let (relay, team, _outside) = memory_relay(team_keys).await;
     let vacation = format!("From: Alice <alice@example.com>\nTo: {CUSTOMER}\nSubject: Re: Order 1234\nMessage-ID: <vac1@example.com>\nAuto-Submitted: auto-replied\n\nI am on holiday.");
     send(&relay, "relay", "alice@example.com", &[CUSTOMER], &vacation).await;
     let customer_mail = |id: &str| {
@@ -198,15 +202,7 @@ async fn an_auto_reply_marks_its_sender_away_for_auto_away_and_no_longer() {
     };
 
     pass(DAY).await;
-    send(
-        &relay,
-        "mx",
-        CUSTOMER,
-        &["alice@example.com"],
-        &customer_mail("c1@shop.example"),
-    )
-    .await;
-    pass(60).await;
+    customer_writes(&relay, &customer_mail("c1@shop.example")).await;
     let cover = covered("c1@shop.example").expect("a cover copy within auto_away");
     assert!(
         cover.starts_with("alice@example.com away until 20"),
@@ -214,15 +210,7 @@ async fn an_auto_reply_marks_its_sender_away_for_auto_away_and_no_longer() {
     );
 
     pass(DAY + HOUR).await;
-    send(
-        &relay,
-        "mx",
-        CUSTOMER,
-        &["alice@example.com"],
-        &customer_mail("c2@shop.example"),
-    )
-    .await;
-    pass(60).await;
+    customer_writes(&relay, &customer_mail("c2@shop.example")).await;
     assert!(
         with_id(&team, "c2@shop.example")
             .iter()
@@ -242,13 +230,7 @@ async fn an_auto_reply_marks_its_sender_away_for_auto_away_and_no_longer() {
 #[tokio::test(start_paused = true)]
 async fn a_threads_owner_is_remembered_for_owner_memory_and_then_forgotten() {
     let team_keys = "owner_memory = \"3d\"";
-    let mut relay = InProcess::start(&config(
-        "retry = [\"1m\"]\nmax_queue_time = \"5d\"",
-        team_keys,
-    ))
-    .await;
-    let team = relay.async_upstream("upteam");
-    let _outside = relay.async_upstream("upout");
+    let (relay, team, _outside) = memory_relay(team_keys).await;
     for thread in ["early", "late"] {
         let opening = format!("From: alice@example.com\nTo: {CUSTOMER}\nSubject: Quote {thread}\nMessage-ID: <{thread}@example.com>\n\nHere is the quote.");
         send(&relay, "relay", "alice@example.com", &[CUSTOMER], &opening).await;
@@ -266,27 +248,11 @@ async fn a_threads_owner_is_remembered_for_owner_memory_and_then_forgotten() {
     };
 
     pass(2 * DAY + 23 * HOUR).await;
-    send(
-        &relay,
-        "mx",
-        CUSTOMER,
-        &["alice@example.com"],
-        &reply("early"),
-    )
-    .await;
-    pass(60).await;
+    customer_writes(&relay, &reply("early")).await;
     assert_eq!(owner_on_copy("early").as_deref(), Some("alice@example.com"));
 
     pass(2 * HOUR).await;
-    send(
-        &relay,
-        "mx",
-        CUSTOMER,
-        &["alice@example.com"],
-        &reply("late"),
-    )
-    .await;
-    pass(60).await;
+    customer_writes(&relay, &reply("late")).await;
     assert_eq!(
         owner_on_copy("late"),
         None,
@@ -301,13 +267,7 @@ async fn a_threads_owner_is_remembered_for_owner_memory_and_then_forgotten() {
 #[tokio::test(start_paused = true)]
 async fn a_private_thread_stays_private_for_private_memory() {
     let team_keys = "private_memory = \"3d\"";
-    let mut relay = InProcess::start(&config(
-        "retry = [\"1m\"]\nmax_queue_time = \"5d\"",
-        team_keys,
-    ))
-    .await;
-    let team = relay.async_upstream("upteam");
-    let outside = relay.async_upstream("upout");
+    let (relay, team, outside) = memory_relay(team_keys).await;
     let private = format!("From: alice@example.com\nTo: {CUSTOMER}\nSubject: Your salary\nMessage-ID: <pv1@example.com>\n\nConfidential.");
     let to = [CUSTOMER, "private@example.com"];
     send(&relay, "relay", "alice@example.com", &to, &private).await;
@@ -332,15 +292,7 @@ async fn a_private_thread_stays_private_for_private_memory() {
     };
 
     pass(2 * DAY + 23 * HOUR).await;
-    send(
-        &relay,
-        "mx",
-        CUSTOMER,
-        &["alice@example.com"],
-        &reply("pr1@shop.example"),
-    )
-    .await;
-    pass(60).await;
+    customer_writes(&relay, &reply("pr1@shop.example")).await;
     assert_eq!(
         receivers("pr1@shop.example"),
         ["alice@example.com"],
@@ -348,15 +300,7 @@ async fn a_private_thread_stays_private_for_private_memory() {
     );
 
     pass(2 * HOUR).await;
-    send(
-        &relay,
-        "mx",
-        CUSTOMER,
-        &["alice@example.com"],
-        &reply("pr2@shop.example"),
-    )
-    .await;
-    pass(60).await;
+    customer_writes(&relay, &reply("pr2@shop.example")).await;
     assert_eq!(
         receivers("pr2@shop.example"),
         [

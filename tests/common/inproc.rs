@@ -251,11 +251,7 @@ impl AsyncUpstream {
                 }
                 "EHLO" | "HELO" => "250-fake.test\r\n250 8BITMIME".to_string(),
                 "MAIL" => {
-                    let from = line[line.find('<').unwrap_or(0) + 1..]
-                        .split('>')
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
+                    let from = super::path_arg(&line);
                     let waiting = String::from_utf8_lossy(r.buffer()).to_ascii_uppercase();
                     pipelined = waiting.contains("RCPT TO:") && waiting.contains("DATA\r\n");
                     txn = Some(super::Txn {
@@ -269,11 +265,7 @@ impl AsyncUpstream {
                     "250 2.1.0 ok".to_string()
                 }
                 "RCPT" => {
-                    let to = line[line.find('<').unwrap_or(0) + 1..]
-                        .split('>')
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
+                    let to = super::path_arg(&line);
                     let refusal = self.rcpt_replies.lock().unwrap().get(&to).cloned();
                     match (txn.as_mut(), refusal) {
                         (None, _) => "503 5.5.1 MAIL first".to_string(),

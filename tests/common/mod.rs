@@ -547,12 +547,6 @@ impl FakeSession {
                 return;
             }
             let upper = line.to_ascii_uppercase();
-            let arg = |l: &str| {
-                l.split_once('<')
-                    .and_then(|(_, rest)| rest.split_once('>'))
-                    .map(|(a, _)| a.to_string())
-                    .unwrap_or_default()
-            };
             let reply: String = if upper.starts_with("EHLO") || upper.starts_with("LHLO") {
                 let mut caps = String::from("250-upstream.test\r\n");
                 let (no_8bit, utf8) = {
@@ -601,7 +595,7 @@ impl FakeSession {
             } else if upper.starts_with("HELO") {
                 "250 upstream.test".into()
             } else if upper.starts_with("MAIL") {
-                from = arg(&line);
+                from = path_arg(&line);
                 mail_line = line.trim_end().to_string();
                 rcpts.clear();
                 let reply = self
@@ -616,7 +610,7 @@ impl FakeSession {
             } else if upper.starts_with("RCPT") && !mail_ok {
                 "503 5.5.1 need MAIL first".into()
             } else if upper.starts_with("RCPT") {
-                let to = arg(&line);
+                let to = path_arg(&line);
                 match self.script.lock().unwrap().rcpt_reply.get(&to) {
                     Some(reply) => reply.clone(),
                     None => {
@@ -715,6 +709,21 @@ impl FakeSession {
             }
         }
     }
+}
+
+/// The path of a MAIL or RCPT line: what is between `<` and `>`, empty without them.
+pub fn path_arg(line: &str) -> String {
+    line.split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map(|(a, _)| a.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of header field `name` in a message's header section, if there.
+pub fn header<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
 }
 
 /// A config for tests: mx, relay and tap listeners, team delivery to the `upteam`
