@@ -1,8 +1,9 @@
 //! The committer: one task takes every request waiting at that moment as one batch
 //! (group commit). The batch's frames go into the current segment with one write and one
-//! `fdatasync`; then its records go into sled, unflushed (the segment is their durable
-//! copy until the next checkpoint); then every request of the batch is answered. Once a
-//! second, a checkpoint flushes sled and retires segments nothing needs any more.
+//! `fdatasync`; then its records are applied (the queue in memory, memories into sled
+//! unflushed: the segment is their durable copy until the next checkpoint); then every
+//! request of the batch is answered. Half a second later a checkpoint writes the queue
+//! changes still standing into sled, flushes it and retires segments nothing needs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,12 +13,13 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
 use super::segment::{self, Batch, Kind, Position, Writer};
-use super::{now, schedule_key, CommitError, Entry, MemoryOp, Spool, StoredBody};
+use super::{now, CommitError, Entry, MemoryOp, Spool, StoredBody};
 
-/// How long after a commit sled is flushed and finished segments are deleted. sled's own
-/// timed flush is off (`Spool::open`): its fsync would land at random moments and hold
-/// up the segment's (one journal), so the only sled flush is this coordinated one.
-/// 200 ms, 500 ms and 1 s measured alike within the noise of `benches/compare.sh`.
+/// How long after a commit the queue changes go into sled, sled is flushed and finished
+/// segments are deleted. sled's own timed flush is off (`Spool::open`): its fsync would
+/// land at random moments and hold up the segment's (one journal), so the only sled
+/// flush is this coordinated one. It also bounds what a start replays and how many
+/// changes wait in memory.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// One durable change.
@@ -54,19 +56,14 @@ pub struct Request {
 /// is no last flush on the way out, nor any need for one (a start replays the segments
 /// from the last checkpoint, at most half a second old).
 ///
-/// Two stages, overlapped: while one batch is written to the segment and sled, the next
+/// Two stages, overlapped: while one batch is written to the segment and applied, the next
 /// batch's large body files are synced. A batch's records are written only after its
 /// own body files are durable, and batches are written in order.
-pub async fn run(
-    db: sled::Db,
-    spool: Spool,
-    writer: Writer,
-    mut rx: mpsc::UnboundedReceiver<Request>,
-) {
+pub async fn run(spool: Spool, writer: Writer, mut rx: mpsc::UnboundedReceiver<Request>) {
     let writer = Arc::new(Mutex::new(writer));
     let mut writing: Option<tokio::task::JoinHandle<()>> = None;
     let mut checkpoint = Checkpoints::default();
-    // A checkpoint is due a second after the first commit since the last one; an idle
+    // A checkpoint is due CHECKPOINT_EVERY after the first commit since the last one; an idle
     // spool has no timer at all.
     let mut due: Option<tokio::time::Instant> = None;
     loop {
@@ -74,7 +71,7 @@ pub async fn run(
             r = rx.recv() => match r { Some(r) => r, None => break },
             _ = sleep_until(due), if due.is_some() => {
                 // Still running from last time: look again later instead of dropping it.
-                due = (!checkpoint.maybe_start(&spool, &db))
+                due = (!checkpoint.maybe_start(&spool))
                     .then(|| tokio::time::Instant::now() + CHECKPOINT_EVERY);
                 continue;
             }
@@ -148,7 +145,7 @@ struct Checkpoints {
 impl Checkpoints {
     /// Starts a checkpoint if there is news since the last and none is running; false
     /// only when one is still running.
-    fn maybe_start(&mut self, spool: &Spool, db: &sled::Db) -> bool {
+    fn maybe_start(&mut self, spool: &Spool) -> bool {
         if self.running.as_ref().is_some_and(|r| !r.is_finished()) {
             return false;
         }
@@ -159,9 +156,9 @@ impl Checkpoints {
             return true;
         }
         self.last = Some(applied);
-        let (spool, db) = (spool.clone(), db.clone());
+        let spool = spool.clone();
         self.running = Some(tokio::task::spawn_blocking(move || {
-            if let Err(e) = spool.checkpoint(&db, applied) {
+            if let Err(e) = spool.checkpoint(applied) {
                 warn!(error = %e, "spool checkpoint failed; the segments are kept");
             }
         }));
@@ -190,8 +187,8 @@ fn sync_bodies(bodies: &std::path::Path, requests: &[Vec<Op>]) -> Result<(), Com
 }
 
 /// Stage two: every frame of the batch into the segment (one write, one fdatasync), then
-/// the records into sled in request order. One result per request: a request sled
-/// refuses fails alone (its frames are durable, so the next start replays it: from then
+/// the records applied in request order. One result per request: a request whose
+/// memories sled refuses fails alone (its frames are durable, so the next start replays it: from then
 /// on no checkpoint is taken, see [`super::Segments`]).
 fn write_batch(
     spool: &Spool,
@@ -310,68 +307,44 @@ fn sync_all_parallel(files: &[&std::fs::File]) -> std::io::Result<()> {
     })
 }
 
-/// Applies one request to sled. Its queue records change in one atomic sled batch, so a
-/// DSN and the recipient state that caused it are recorded together or not at all.
-/// Also used to replay the segments on start.
+/// Applies one request: its queue records change together in memory (see
+/// [`super::records`]: a DSN and the recipient state that caused it appear together),
+/// then its memories go into sled, unflushed. Also used to replay the segments on start.
 pub(super) fn apply(spool: &Spool, ops: &[Op], at: u64) -> Result<(), String> {
-    let mut batch = sled::Batch::default();
-    let mut old = Vec::new();
-    let mut schedule_new = Vec::new();
-    let mut added = Vec::new();
-    let mut gone = Vec::new();
-    let mut put = |entry: &Entry, before: Option<Entry>, batch: &mut sled::Batch| {
-        let json = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
-        batch.insert(entry.id.as_bytes(), json);
-        if before.is_none() {
-            added.push(entry.body);
-        }
-        old.extend(before);
-        schedule_new.push(schedule_key(entry.next_try, &entry.id));
-        Ok::<(), String>(())
-    };
-    for op in ops {
-        match op {
-            Op::Put(entry) => put(entry, spool.get(&entry.id), &mut batch)?,
-            Op::Update(entry) => match spool.get(&entry.id) {
-                Some(before) => put(entry, Some(before), &mut batch)?,
-                None => tracing::info!(id = %entry.id, "deleted meanwhile: not recorded"),
-            },
-            Op::Retry { id, due } => {
-                if let Some(mut entry) = spool.get(id) {
-                    let before = entry.clone();
-                    entry.next_try = *due;
-                    put(&entry, Some(before), &mut batch)?;
+    let mut finished = Vec::new();
+    {
+        let mut queue = spool.records.change();
+        for op in ops {
+            match op {
+                Op::Put(entry) => {
+                    if queue.put(entry.clone()).is_none() {
+                        spool.segments.hold(entry.body);
+                    }
                 }
-            }
-            Op::Remove(id) => {
-                batch.remove(id.as_bytes());
-                gone.extend(spool.get(id));
-            }
-            Op::Memory(_) | Op::SyncBody(_) | Op::AppendBody { .. } => {}
-        }
-    }
-    old.extend(gone);
-    spool.queue.apply_batch(batch).map_err(|e| e.to_string())?;
-    // The records are in: count their bodies before anything else can fail.
-    for body in added {
-        spool.segments.hold(body);
-    }
-    // Old schedule keys: a rescheduled or finished message must not stay due.
-    for e in &old {
-        let _ = spool.schedule.remove(schedule_key(e.next_try, &e.id));
-    }
-    for key in schedule_new {
-        spool.schedule.insert(key, &[]).map_err(|e| e.to_string())?;
-    }
-    for op in ops {
-        if let Op::Remove(id) = op {
-            if let Some(e) = old.iter().find(|e| &e.id == id) {
-                spool.release_body(e);
+                Op::Update(entry) => match queue.get(&entry.id) {
+                    Some(_) => {
+                        queue.put(entry.clone());
+                    }
+                    None => tracing::info!(id = %entry.id, "deleted meanwhile: not recorded"),
+                },
+                Op::Retry { id, due } => {
+                    if let Some(before) = queue.get(id) {
+                        let mut entry = (*before).clone();
+                        entry.next_try = *due;
+                        queue.put(entry);
+                    }
+                }
+                Op::Remove(id) => finished.extend(queue.remove(id)),
+                Op::Memory(_) | Op::SyncBody(_) | Op::AppendBody { .. } => {}
             }
         }
+    }
+    for entry in finished {
+        spool.release_body(&entry);
     }
     // Memories last: a request sled refused must not leave claims behind (the client's
-    // retry would then lose those copies).
+    // retry would then lose those copies). Its queue records are in: the message may
+    // then be delivered and also sent again by the client, a duplicate but no loss.
     for op in ops {
         if let Op::Memory(m) = op {
             m.apply_at(&spool.memories, at).map_err(|e| e.to_string())?;

@@ -19,16 +19,19 @@
 //!   A body is the message exactly as received (CRLF, not dot-stuffed), without
 //!   teamrelay's `Received:` field (that is in the record). `ID` is 16 upper-case hex
 //!   digits, time-ordered ([`Spool::new_id`]). [`Entry::body`] says where it is.
-//! - `db/` — sled, for lookups, with these trees:
+//! - `db/` — sled, as of the last checkpoint, with these trees:
 //!   - `queue`: `ID` → [`Entry`] as JSON: envelope sender, `Received:` field, size,
 //!     where the body is, and per delivery (original, archive copy, cover, DSN…) its
 //!     headers, route and each recipient's state (pending with the last error,
-//!     delivered, failed);
-//!   - `schedule`: due time (8 bytes, big-endian Unix seconds) ‖ `ID` → nothing; the
-//!     worker takes the due prefix. An index of `queue`, rebuilt from it on every start;
+//!     delivered, failed). Changes since the checkpoint are in memory (see `records`):
+//!     a message queued and delivered between two checkpoints never reaches sled;
 //!   - `private`, `delivered`, `threads`, `owners`, `replies`, `away`: the routing
-//!     memories of SPEC §4 and §9 (see `memory`), each value led by its expiry;
+//!     memories of SPEC §4 and §9 (see `memory`), each value led by its expiry, written
+//!     at commit time but flushed only by a checkpoint;
 //!   - `spool`: the last checkpoint, a segment and an offset.
+//!
+//!   The schedule (due time and id of every queued message not being tried) is an
+//!   index of the queue kept in memory and rebuilt on every start.
 //!
 //! # Writing: one door, one committer, one fdatasync per batch
 //!
@@ -41,21 +44,23 @@
 //! 2. encodes every frame of the batch (small bodies first within each request, each
 //!    `put` told where its body went) and writes them to the current segment with one
 //!    `write` and one `fdatasync`: from here the batch is durable;
-//! 3. applies the records to sled without flushing it, each request's queue records as
-//!    one atomic sled batch (a message's recipients, a DSN and the failure it reports:
-//!    together or not at all) and then its memories;
+//! 3. applies the records: each request's queue changes under one lock in memory (a
+//!    message's recipients, a DSN and the failure it reports: seen together or not at
+//!    all), then its memories into sled, unflushed;
 //! 4. answers each request with its own result: the SMTP session says `250` now.
 //!
 //! Stage 1 of one batch overlaps stages 2–4 of the one before; batches are written in
-//! order. Half a second after a commit, a **checkpoint** records the segment position
-//! sled has reached and flushes sled (sled's own timed flush is off); then every older
-//! segment that holds no queued message's body is deleted. A finished message's body
+//! order. Half a second after a commit, a **checkpoint** writes the queue changes still
+//! standing into sled with the segment position they reach, and flushes sled (its own
+//! timed flush is off); then every older segment that holds no queued message's body is
+//! deleted. A finished message's body
 //! file is deleted once its `remove` frame is durable.
 //!
 //! # After a crash (kill -9, power loss), on the next start
 //!
-//! [`Spool::open`] replays every frame after the last checkpoint into sled, in order: a
-//! `put` is its key's whole new state, so replaying one sled already has changes nothing.
+//! [`Spool::open`] replays every frame after the last checkpoint, in order, and
+//! checkpoints: a `put` is its key's whole new state, so replaying one sled already has
+//! changes nothing.
 //! A frame that is cut short or fails its CRC ends its segment: the write it belongs to
 //! never finished its `fdatasync`, so nobody got a `250` for it. Then:
 //!
@@ -68,9 +73,11 @@
 //!
 //! So an acknowledged message is never lost, and one may be delivered twice (the try
 //! was under way when the process died): a possible duplicate is better than a possible
-//! loss. If sled refuses a record after its frame is durable (a full disk), that client
-//! gets `451`, no checkpoint passes the frame from then on, and the next start replays
-//! it: again a duplicate, never a loss.
+//! loss. If sled refuses a memory after its frame is durable (a full disk), that client
+//! gets `451` (its message is queued all the same), no checkpoint passes the frame from
+//! then on, and the next start replays it: again a duplicate, never a loss. A
+//! checkpoint sled refuses keeps its changes in memory and the segments on disk; the
+//! next one tries again.
 //! `tests/crash_loop.rs` kills the relay at random points under load and checks exactly
 //! this; the unit tests in `recover` tear writes and lose sled's unflushed state.
 //!
@@ -89,6 +96,7 @@ mod door;
 mod entry;
 mod memory;
 mod read;
+mod records;
 mod recover;
 mod segment;
 
@@ -136,8 +144,8 @@ pub fn now() -> u64 {
 #[derive(Clone)]
 pub struct Spool {
     dir: PathBuf,
-    queue: sled::Tree,
-    schedule: sled::Tree,
+    db: sled::Db,
+    records: Arc<records::Records>,
     memories: memory::Trees,
     /// The spool's own bookkeeping (the checkpoint).
     meta: sled::Tree,
@@ -147,12 +155,12 @@ pub struct Spool {
 
 /// What the segments hold, kept in memory: how many queued messages have their body in
 /// each segment (a segment is deleted at zero, once checkpointed), and how far the
-/// records in sled reach.
+/// applied records reach.
 #[derive(Default)]
 struct Segments {
     live: Mutex<HashMap<u64, usize>>,
     applied: Mutex<Option<Position>>,
-    /// sled refused a record whose frame is durable: no checkpoint may pass it (so the
+    /// sled refused a memory whose frame is durable: no checkpoint may pass it (so the
     /// next start replays it) until then.
     stuck: std::sync::atomic::AtomicBool,
 }
@@ -263,20 +271,22 @@ impl Spool {
         // private (SPEC §6).
         crate::private_fs::restrict_tree(dir).map_err(|e| err("cannot make private", &e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| err("cannot open tree", &e));
-        let (queue, schedule, meta) = (tree("queue")?, tree("schedule")?, tree("spool")?);
+        let (queue, meta) = (tree("queue")?, tree("spool")?);
+        // Older versions kept the schedule in sled; it lives in memory now.
+        let _ = db.drop_tree("schedule");
         let memories = memory::Trees::open(&db).map_err(|e| err("cannot open tree", &e))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let spool = Spool {
             dir: dir.to_path_buf(),
-            queue,
-            schedule,
+            db,
+            records: Arc::new(records::Records::new(queue)),
             memories,
             meta,
             segments: Arc::default(),
             commits: tx,
         };
-        let writer = spool.recover(&db).map_err(|e| err("cannot recover", &e))?;
-        tokio::spawn(commit::run(db, spool.clone(), writer, rx));
+        let writer = spool.recover().map_err(|e| err("cannot recover", &e))?;
+        tokio::spawn(commit::run(spool.clone(), writer, rx));
         Ok(spool)
     }
 
@@ -317,73 +327,47 @@ impl Spool {
 
     /// One queued message.
     pub fn get(&self, id: &str) -> Option<Entry> {
-        let bytes = self.queue.get(id.as_bytes()).ok()??;
-        serde_json::from_slice(&bytes).ok()
+        self.records.get(id)
     }
 
     /// Every queued message, oldest first.
     pub fn all(&self) -> Vec<Entry> {
-        let mut v: Vec<Entry> = self
-            .queue
-            .iter()
-            .filter_map(|kv| kv.ok())
-            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-            .collect();
+        let mut v = self.records.all();
         v.sort_by_key(|e: &Entry| (e.received_at, e.id.clone()));
         v
     }
 
     /// When the oldest queued message arrived (Unix seconds). Ids start with the
-    /// arrival time, so the first key is the oldest.
+    /// arrival time, so the first id is the oldest.
     pub fn oldest_received(&self) -> Option<u64> {
-        let (_, v) = self.queue.first().ok()??;
-        serde_json::from_slice::<Entry>(&v)
-            .ok()
-            .map(|e| e.received_at)
+        let id = self.records.first_id()?;
+        self.get(&id).map(|e| e.received_at)
     }
 
     /// Number of queued messages.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.records.len()
     }
 
     /// Whether the queue is empty.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.len() == 0
     }
 
     /// Takes every message due at `now` off the schedule and returns their ids. The
     /// caller owns them until it commits a new schedule or removes them.
     pub fn take_due(&self, now: u64, limit: usize) -> Vec<String> {
-        let mut ids = Vec::new();
-        let end = (now + 1).to_be_bytes();
-        for kv in self.schedule.range(..end.as_slice()).take(limit) {
-            let Ok((key, _)) = kv else { continue };
-            if self.schedule.remove(&key).ok().flatten().is_some() {
-                if let Ok(id) = std::str::from_utf8(&key[8..]) {
-                    ids.push(id.to_string());
-                }
-            }
-        }
-        ids
+        self.records.take_due(now, limit)
     }
 
     /// Puts message `id` back on the schedule at `due` without a commit (a try whose
     /// outcome could not be recorded). The schedule is rebuilt from the queue on start.
     pub fn schedule_again(&self, id: &str, due: u64) {
-        let _ = self.schedule.insert(schedule_key(due, id), &[]);
+        self.records.schedule(due, id);
     }
 
     /// When the next scheduled message is due, if any.
     pub fn next_due(&self) -> Option<u64> {
-        let (key, _) = self.schedule.first().ok()??;
-        Some(u64::from_be_bytes(key[..8].try_into().ok()?))
+        self.records.next_due()
     }
-}
-
-/// `(due, id)` as a key that sorts by due time.
-fn schedule_key(due: u64, id: &str) -> Vec<u8> {
-    let mut k = due.to_be_bytes().to_vec();
-    k.extend_from_slice(id.as_bytes());
-    k
 }

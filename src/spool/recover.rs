@@ -5,15 +5,15 @@ use tracing::{info, warn};
 
 use super::commit::{self, Op};
 use super::segment::{self, Kind, Position, Writer};
-use super::{lock, schedule_key, Entry, MemoryOp, Spool, StoredBody};
+use super::{lock, Entry, MemoryOp, Spool, StoredBody};
 
 /// The `spool` tree key holding the last checkpoint's [`Position`].
 const CHECKPOINT: &[u8] = b"checkpoint";
 
 impl Spool {
-    /// Brings sled up to the segments, starts a new segment, and tidies up: returns the
-    /// writer for the committer.
-    pub(super) fn recover(&self, db: &sled::Db) -> Result<Writer, String> {
+    /// Brings the queue up to the segments, starts a new segment, checkpoints, and tidies
+    /// up: returns the writer for the committer.
+    pub(super) fn recover(&self) -> Result<Writer, String> {
         let numbers = segment::list(&self.dir).map_err(|e| e.to_string())?;
         let from = self
             .meta
@@ -33,14 +33,14 @@ impl Spool {
         self.count_live();
         let next = numbers.last().map_or(1, |n| n + 1);
         let writer = Writer::create(&self.dir, next).map_err(|e| format!("new segment: {e}"))?;
-        self.checkpoint(db, writer.position())?;
-        self.rebuild_schedule().map_err(|e| e.to_string())?;
+        self.checkpoint(writer.position())?;
+        self.records.rebuild_schedule();
         Ok(writer)
     }
 
-    /// Applies every frame after `from` (every frame, without a checkpoint) to sled, in
-    /// order. Frames already in sled are applied again: a record is the whole new state
-    /// of its key, so the result is the same.
+    /// Applies every frame after `from` (every frame, without a checkpoint) in order.
+    /// Frames already in sled are applied again: a record is the whole new state of its
+    /// key, so the result is the same.
     fn replay(&self, numbers: &[u64], from: Option<Position>) -> Result<usize, String> {
         let mut applied = 0;
         for (i, &n) in numbers.iter().enumerate() {
@@ -75,14 +75,13 @@ impl Spool {
         Ok(applied)
     }
 
-    /// Records everything up to `applied` as durable in sled (flushing it), then deletes
-    /// the segments before it that no queued message needs.
-    pub(super) fn checkpoint(&self, db: &sled::Db, applied: Position) -> Result<(), String> {
+    /// Writes the queue's changes and the memories into sled with `applied` as the new
+    /// checkpoint (one flush), then deletes the segments before it that no queued
+    /// message needs.
+    pub(super) fn checkpoint(&self, applied: Position) -> Result<(), String> {
         let value = serde_json::to_vec(&applied).map_err(|e| e.to_string())?;
-        self.meta
-            .insert(CHECKPOINT, value)
-            .map_err(|e| e.to_string())?;
-        db.flush().map_err(|e| format!("flush: {e}"))?;
+        self.records
+            .checkpoint(&self.db, || self.meta.insert(CHECKPOINT, value).map(drop))?;
         self.retire(applied.segment);
         Ok(())
     }
@@ -100,14 +99,6 @@ impl Spool {
         }
     }
 
-    fn rebuild_schedule(&self) -> sled::Result<()> {
-        self.schedule.clear()?;
-        for e in self.all() {
-            self.schedule.insert(schedule_key(e.next_try, &e.id), &[])?;
-        }
-        Ok(())
-    }
-
     /// Bodies without a record are messages that never got their `250`: removed. A
     /// record whose body is missing or cut short cannot be delivered; it cannot have
     /// been acknowledged either (a body is durable before its record), so it goes too.
@@ -115,8 +106,7 @@ impl Spool {
         for e in self.all() {
             if !self.body_complete(&e) {
                 warn!(id = %e.id, "queue record without its body removed");
-                let _ = self.queue.remove(e.id.as_bytes());
-                let _ = self.schedule.remove(schedule_key(e.next_try, &e.id));
+                self.records.change().remove(&e.id);
             }
         }
         let Ok(dir) = std::fs::read_dir(self.dir.join("bodies")) else {
@@ -241,14 +231,23 @@ mod tests {
         panic!("the spool's lock was not released within 5 s");
     }
 
-    /// What sled would hold after a crash that lost everything since `checkpoint`: the
-    /// records of `ids` gone, and the checkpoint back where it was.
+    /// What a crash that lost everything since `checkpoint` leaves: the changes in
+    /// memory gone, the records of `ids` not in sled, and the checkpoint back where it
+    /// was.
     fn lose_since(spool: &Spool, checkpoint: &sled::IVec, ids: &[&str]) {
         for id in ids {
-            spool.queue.remove(id.as_bytes()).unwrap();
+            spool.records.queue.remove(id.as_bytes()).unwrap();
         }
         spool.meta.insert(CHECKPOINT, checkpoint.clone()).unwrap();
-        spool.queue.flush().unwrap();
+        spool.db.flush().unwrap();
+        spool.records.forget_unflushed();
+    }
+
+    /// A checkpoint now, instead of half a second after the commit.
+    fn checkpoint_now(spool: &Spool) {
+        spool
+            .checkpoint(spool.segments.applied().expect("a commit was applied"))
+            .unwrap();
     }
 
     #[test]
@@ -278,12 +277,17 @@ mod tests {
             let before = spool.meta.get(CHECKPOINT).unwrap().unwrap();
             let messages = vec![message(&done, b"one\r\n"), message(&kept, b"two\r\n")];
             spool.accept(messages, Vec::new()).await.unwrap();
-            let done_record = spool.queue.get(done.as_bytes()).unwrap().unwrap();
+            checkpoint_now(spool);
+            let done_record = spool.records.queue.get(done.as_bytes()).unwrap().unwrap();
             spool.commit(vec![Op::Remove(done.clone())]).await.unwrap();
             // sled lost kept's record and done's removal; the segments have both.
             lose_since(spool, &before, &[&kept]);
-            spool.queue.insert(done.as_bytes(), done_record).unwrap();
-            spool.queue.flush().unwrap();
+            spool
+                .records
+                .queue
+                .insert(done.as_bytes(), done_record)
+                .unwrap();
+            spool.db.flush().unwrap();
             segment::list(&spool.dir).unwrap()[0]
         });
         with_spool(dir.path(), async |spool| {
@@ -448,7 +452,8 @@ mod tests {
                 panic!("a small body in a segment");
             };
             // The record is in sled for sure; only the segment is damaged.
-            spool.queue.flush().unwrap();
+            checkpoint_now(spool);
+            assert!(spool.records.queue.contains_key(id.as_bytes()).unwrap());
             (segment::path(&spool.dir, n), offset)
         });
         let (path, offset) = path;
