@@ -31,13 +31,25 @@ impl Default for DotStuffer {
 
 impl DotStuffer {
     /// Appends `chunk`, stuffed, to `out`.
-    pub fn stuff(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
-        for &b in chunk {
-            if self.at_line_start && b == b'.' {
+    pub fn stuff(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) {
+        out.reserve(chunk.len());
+        while let Some(&first) = chunk.first() {
+            if self.at_line_start && first == b'.' {
                 out.push(b'.');
             }
-            out.push(b);
-            self.at_line_start = b == b'\n';
+            // A line at a time: only a line's first byte can need a dot.
+            match memchr::memchr(b'\n', chunk) {
+                Some(end) => {
+                    out.extend_from_slice(&chunk[..=end]);
+                    chunk = &chunk[end + 1..];
+                    self.at_line_start = true;
+                }
+                None => {
+                    out.extend_from_slice(chunk);
+                    self.at_line_start = false;
+                    return;
+                }
+            }
         }
     }
 
@@ -100,6 +112,36 @@ mod tests {
         assert_eq!(s.end(), b".\r\n");
         s.stuff(b"no newline", &mut out);
         assert_eq!(s.end(), b"\r\n.\r\n");
+    }
+
+    proptest::proptest! {
+        /// A line at a time stuffs what a byte at a time would, on any split.
+        #[test]
+        fn stuffing_by_lines_matches_stuffing_by_bytes(
+            body in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b'.'),
+                    proptest::strategy::Just(b'\n'),
+                    proptest::strategy::Just(b'\r'),
+                    proptest::num::u8::ANY,
+                ],
+                0..200,
+            ),
+            chunk in 1usize..30,
+        ) {
+            let mut want = Vec::new();
+            let mut at_line_start = true;
+            for &b in &body {
+                if at_line_start && b == b'.' { want.push(b'.'); }
+                want.push(b);
+                at_line_start = b == b'\n';
+            }
+            let mut s = DotStuffer::default();
+            let mut out = Vec::new();
+            for piece in body.chunks(chunk) { s.stuff(piece, &mut out); }
+            proptest::prop_assert_eq!(out, want);
+            proptest::prop_assert_eq!(s.at_line_start, at_line_start);
+        }
     }
 
     #[tokio::test]
