@@ -332,6 +332,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_checkpoint_keeps_its_changes_and_a_change_made_meanwhile_wins() {
+        let (db, r) = records();
+        r.change().put(entry("A1", 5));
+        r.change().put(entry("B2", 5));
+        let failed = r.checkpoint(&db, || {
+            // B2 finishes while the checkpoint is writing; then the checkpoint fails.
+            r.change().remove("B2");
+            Err(sled::Error::Unsupported("staged".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(
+            r.get("B2"),
+            None,
+            "the newer change lost to the failed copy"
+        );
+        assert!(r.get("A1").is_some());
+        assert_eq!(r.len(), 1);
+        checkpoint(&db, &r);
+        assert_eq!(
+            in_sled(&r),
+            ["A1"],
+            "the next checkpoint writes what was kept"
+        );
+    }
+
+    #[test]
     fn the_schedule_follows_each_record_and_gives_due_messages_once() {
         let (_db, r) = records();
         r.change().put(entry("A1", 10));

@@ -297,4 +297,19 @@ mod tests {
         assert_eq!(w.position().offset, MAGIC.len() as u64);
         assert_eq!(list(d.path()).unwrap(), [3, 4]);
     }
+
+    #[test]
+    fn a_segment_that_cannot_be_begun_is_an_error_and_the_next_batch_tries_again() {
+        let d = dir();
+        let mut w = Writer::create(d.path(), 3).unwrap();
+        w.len = SEGMENT_SIZE;
+        // Something in the way of segment 4 (as a full disk or a bad directory would be).
+        std::fs::create_dir(path(d.path(), 4)).unwrap();
+        assert!(w.rotate_if_needed().is_err());
+        assert_eq!(w.position().segment, 3, "no half-made writer");
+        std::fs::remove_dir(path(d.path(), 4)).unwrap();
+        w.rotate_if_needed().unwrap();
+        assert_eq!(w.position().segment, 4);
+        assert_eq!(list(d.path()).unwrap(), [3, 4]);
+    }
 }
