@@ -10,6 +10,7 @@ use super::session::{Session, Transaction};
 use super::Reply;
 use crate::config::Mode;
 use crate::route::{self, Envelope, Ingress, MessageFacts};
+use crate::shared::Shared;
 use crate::spool::{self, BodySink, NewBody, NewMessage, Op, StoredDelivery};
 
 /// More `Received:` fields than this means a mail loop (SPEC §5).
@@ -30,14 +31,8 @@ impl Session {
         let facts = std::panic::catch_unwind(AssertUnwindSafe(|| MessageFacts::from_message(head)))
             .unwrap_or_default();
         if facts.received_count > MAX_RECEIVED {
-            let reply = Reply::loop_detected();
-            let what = format!("{} Received fields", facts.received_count);
-            crate::maillog::rejected("data", Some(id), &what, self.peer, &reply);
-            crate::metrics::rejected_message(reply.reason());
-            sink.discard().await;
-            return reply;
+            return refuse_loop(id, &facts, self.peer, sink).await;
         }
-        let (sender, recipients) = (txn.sender.clone(), txn.recipients.as_slice());
         let config = self.config.clone();
         let ingress = if self.listener.mode == Mode::Tap {
             Ingress::Tap
@@ -45,8 +40,8 @@ impl Session {
             Ingress::Normal
         };
         let envelope = Envelope {
-            sender: sender.clone(),
-            recipients: recipients.to_vec(),
+            sender: txn.sender.clone(),
+            recipients: txn.recipients.clone(),
         };
         let shared = self.shared.clone();
         let (plan, ops, mut notices) =
@@ -59,31 +54,14 @@ impl Session {
             };
         log_plan(id, &envelope, &plan, head);
         // SPEC §8: the history keeps its own copy, durable before the 250 like the spool.
-        let history = match self.shared.history.get() {
-            Some(h) if crate::history::is_kept(&plan) => match sink.contents().await {
-                Ok(raw) => Some((h, raw)),
-                Err(e) => {
-                    warn!(id = %id, error = %e, "cannot read message body for the history");
-                    sink.discard().await;
-                    let _ = self.shared.memory.release(&plan.remember).await;
-                    let reply = Reply::local_error();
-                    crate::metrics::rejected_message(reply.reason());
-                    return reply;
-                }
-            },
-            _ => None,
+        let history = match history_copy(&shared, id, &plan, &mut sink).await {
+            Ok(history) => history,
+            Err(()) => {
+                sink.discard().await;
+                return local_error(&shared, &plan).await;
+            }
         };
-        let message = NewMessage {
-            id: id.to_string(),
-            sender: sender.as_ref().map(|s| s.to_string()),
-            received: self.received_header(id, txn),
-            size: size as u64,
-            deliveries: plan.deliveries.iter().map(StoredDelivery::from).collect(),
-            body: NewBody::Received(sink),
-            smtputf8: txn.smtputf8,
-            eight_bit: self.body_8bit,
-        };
-        notices.insert(0, message);
+        notices.insert(0, self.new_message(id, txn, size, &plan, sink));
         let accepted = crate::history::Accepted {
             config: &config,
             envelope: &envelope,
@@ -107,17 +85,34 @@ impl Session {
         }
         if let Err(e) = spooled {
             warn!(id = %id, error = %e, "cannot spool message");
-            // The sender retries: the copies this attempt claimed must be claimable.
-            let _ = self.shared.memory.release(&plan.remember).await;
-            let reply = Reply::local_error();
-            crate::metrics::rejected_message(reply.reason());
-            return reply;
+            return local_error(&shared, &plan).await;
         }
         log_accepted(id, txn, &facts, &plan, size, self.peer);
         if !plan.deliveries.is_empty() {
             self.shared.wake.notify_one();
         }
         Reply::queued(id)
+    }
+
+    /// The message as the spool's door takes it.
+    fn new_message(
+        &self,
+        id: &str,
+        txn: &Transaction,
+        size: usize,
+        plan: &route::Plan,
+        sink: BodySink,
+    ) -> NewMessage {
+        NewMessage {
+            id: id.to_string(),
+            sender: txn.sender.as_ref().map(|s| s.to_string()),
+            received: self.received_header(id, txn),
+            size: size as u64,
+            deliveries: plan.deliveries.iter().map(StoredDelivery::from).collect(),
+            body: NewBody::Received(sink),
+            smtputf8: txn.smtputf8,
+            eight_bit: self.body_8bit,
+        }
     }
 
     /// Keeps the message in the history when there is one to keep it in.
@@ -141,13 +136,14 @@ impl Session {
             .filter(|c| c.is_ascii_graphic())
             .take(100)
             .collect();
-        let with = protocol_word(
-            self.listener.protocol == crate::config::Protocol::Lmtp,
-            self.esmtp,
-            txn.smtputf8,
-            self.tls_active,
-            self.auth_user.is_some(),
-        );
+        let with = Trace {
+            lmtp: self.listener.protocol == crate::config::Protocol::Lmtp,
+            esmtp: self.esmtp,
+            smtputf8: txn.smtputf8,
+            tls: self.tls_active,
+            auth: self.auth_user.is_some(),
+        }
+        .with_word();
         let for_part = match txn.recipients.as_slice() {
             [one] => format!("\r\n\tfor <{one}>"),
             _ => String::new(),
@@ -161,26 +157,87 @@ impl Session {
     }
 }
 
-/// The `with` word of a `Received:` field: RFC 3848 (`ESMTPS`, `ESMTPA`, `ESMTPSA`,
-/// `LMTP` and its `S`/`A` forms) and RFC 6531 §4.3 (`UTF8SMTP`, `UTF8SMTPS`, `UTF8SMTPA`,
-/// `UTF8SMTPSA`). Plain HELO stays `SMTP`.
-pub fn protocol_word(lmtp: bool, esmtp: bool, smtputf8: bool, tls: bool, auth: bool) -> String {
-    let base = match (lmtp, esmtp, smtputf8) {
-        (true, _, _) => "LMTP",
-        (false, false, _) => "SMTP",
-        (false, true, true) => "UTF8SMTP",
-        (false, true, false) => "ESMTP",
-    };
-    if base == "SMTP" {
-        return base.to_string();
+/// Too many `Received:` fields: a mail loop, refused.
+async fn refuse_loop(
+    id: &str,
+    facts: &MessageFacts,
+    peer: std::net::SocketAddr,
+    sink: BodySink,
+) -> Reply {
+    let reply = Reply::loop_detected();
+    let what = format!("{} Received fields", facts.received_count);
+    crate::maillog::rejected("data", Some(id), &what, peer, &reply);
+    crate::metrics::rejected_message(reply.reason());
+    sink.discard().await;
+    reply
+}
+
+/// `451` once a plan was made: the sender retries, so the copies this attempt claimed
+/// must be claimable again.
+async fn local_error(shared: &Shared, plan: &route::Plan) -> Reply {
+    let _ = shared.memory.release(&plan.remember).await;
+    let reply = Reply::local_error();
+    crate::metrics::rejected_message(reply.reason());
+    reply
+}
+
+/// The history and the whole message for it, when this message is to be kept; `Err`
+/// when the body cannot be read back (logged).
+async fn history_copy<'a>(
+    shared: &'a Shared,
+    id: &str,
+    plan: &route::Plan,
+    sink: &mut BodySink,
+) -> Result<Option<(&'a crate::history::History, Vec<u8>)>, ()> {
+    match shared.history.get() {
+        Some(h) if crate::history::is_kept(plan) => match sink.contents().await {
+            Ok(raw) => Ok(Some((h, raw))),
+            Err(e) => {
+                warn!(id = %id, error = %e, "cannot read message body for the history");
+                Err(())
+            }
+        },
+        _ => Ok(None),
     }
-    let suffix = match (tls, auth) {
-        (false, false) => "",
-        (true, false) => "S",
-        (false, true) => "A",
-        (true, true) => "SA",
-    };
-    format!("{base}{suffix}")
+}
+
+/// How a message came in, as the `with` word of a `Received:` field tells it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trace {
+    /// An LMTP listener.
+    pub lmtp: bool,
+    /// EHLO (or LHLO) rather than HELO.
+    pub esmtp: bool,
+    /// MAIL carried SMTPUTF8.
+    pub smtputf8: bool,
+    /// Under STARTTLS or implicit TLS.
+    pub tls: bool,
+    /// The client authenticated.
+    pub auth: bool,
+}
+
+impl Trace {
+    /// RFC 3848 (`ESMTPS`, `ESMTPA`, `ESMTPSA`, `LMTP` and its `S`/`A` forms) and
+    /// RFC 6531 §4.3 (`UTF8SMTP`, `UTF8SMTPS`, `UTF8SMTPA`, `UTF8SMTPSA`). Plain HELO
+    /// stays `SMTP`.
+    pub fn with_word(&self) -> String {
+        let base = match (self.lmtp, self.esmtp, self.smtputf8) {
+            (true, _, _) => "LMTP",
+            (false, false, _) => "SMTP",
+            (false, true, true) => "UTF8SMTP",
+            (false, true, false) => "ESMTP",
+        };
+        if base == "SMTP" {
+            return base.to_string();
+        }
+        let suffix = match (self.tls, self.auth) {
+            (false, false) => "",
+            (true, false) => "S",
+            (false, true) => "A",
+            (true, true) => "SA",
+        };
+        format!("{base}{suffix}")
+    }
 }
 
 /// The `accepted` line and its counters.
@@ -293,22 +350,46 @@ fn reported_recipient(head: &[u8]) -> Option<String> {
 mod tests {
     #[test]
     fn rfc3848_and_rfc6531_with_words() {
-        use super::protocol_word as w;
+        use super::Trace;
+        let plain = Trace::default();
+        let esmtp = Trace {
+            esmtp: true,
+            ..plain
+        };
+        let utf8 = Trace {
+            smtputf8: true,
+            ..esmtp
+        };
+        let lmtp = Trace {
+            lmtp: true,
+            ..esmtp
+        };
+        let tls = |t: Trace| Trace { tls: true, ..t };
+        let auth = |t: Trace| Trace { auth: true, ..t };
         let table = [
-            ((false, false, false, false, false), "SMTP"),
-            ((false, true, false, false, false), "ESMTP"),
-            ((false, true, false, true, false), "ESMTPS"),
-            ((false, true, false, false, true), "ESMTPA"),
-            ((false, true, false, true, true), "ESMTPSA"),
-            ((false, true, true, false, false), "UTF8SMTP"),
-            ((false, true, true, true, false), "UTF8SMTPS"),
-            ((false, true, true, false, true), "UTF8SMTPA"),
-            ((false, true, true, true, true), "UTF8SMTPSA"),
-            ((true, true, false, false, false), "LMTP"),
-            ((true, true, true, true, false), "LMTPS"),
+            (plain, "SMTP"),
+            (tls(auth(plain)), "SMTP"),
+            (esmtp, "ESMTP"),
+            (tls(esmtp), "ESMTPS"),
+            (auth(esmtp), "ESMTPA"),
+            (tls(auth(esmtp)), "ESMTPSA"),
+            (utf8, "UTF8SMTP"),
+            (tls(utf8), "UTF8SMTPS"),
+            (auth(utf8), "UTF8SMTPA"),
+            (tls(auth(utf8)), "UTF8SMTPSA"),
+            (lmtp, "LMTP"),
+            (tls(lmtp), "LMTPS"),
+            (auth(lmtp), "LMTPA"),
+            (
+                tls(Trace {
+                    smtputf8: true,
+                    ..lmtp
+                }),
+                "LMTPS",
+            ),
         ];
-        for ((l, e, u, t, a), want) in table {
-            assert_eq!(w(l, e, u, t, a), want);
+        for (trace, want) in table {
+            assert_eq!(trace.with_word(), want, "{trace:?}");
         }
     }
 

@@ -12,6 +12,17 @@ use super::Reply;
 use crate::address::Address;
 use crate::config::{ListenTls, Mode, Protocol};
 
+/// Which greeting the client sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hello {
+    /// HELO: plain SMTP, no extensions.
+    Helo,
+    /// EHLO: ESMTP.
+    Ehlo,
+    /// LHLO: LMTP (RFC 2033), only on an LMTP listener.
+    Lhlo,
+}
+
 impl Session {
     /// Handles one command line.
     pub async fn command(&mut self, line: &[u8]) {
@@ -36,9 +47,9 @@ impl Session {
             Err(e) => return self.reply(parse_error(e)),
         };
         match request {
-            Request::Ehlo { host } => self.hello(host, true, false).await,
-            Request::Helo { host } => self.hello(host, false, false).await,
-            Request::Lhlo { host } => self.hello(host, true, true).await,
+            Request::Ehlo { host } => self.hello(host, Hello::Ehlo).await,
+            Request::Helo { host } => self.hello(host, Hello::Helo).await,
+            Request::Lhlo { host } => self.hello(host, Hello::Lhlo).await,
             Request::Mail { from } => self.mail(from, line),
             Request::Rcpt { to } => self.rcpt(to, line),
             Request::Data => self.data().await,
@@ -70,9 +81,10 @@ impl Session {
         }
     }
 
-    async fn hello(&mut self, host: Cow<'_, str>, esmtp: bool, lhlo: bool) {
+    async fn hello(&mut self, host: Cow<'_, str>, how: Hello) {
         let lmtp = self.listener.protocol == Protocol::Lmtp;
-        if lmtp != lhlo {
+        let esmtp = how != Hello::Helo;
+        if lmtp != (how == Hello::Lhlo) {
             let want = if lmtp {
                 "this is an LMTP server: use LHLO"
             } else {
