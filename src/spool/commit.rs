@@ -63,8 +63,8 @@ pub async fn run(spool: Spool, writer: Writer, mut rx: mpsc::UnboundedReceiver<R
     let writer = Arc::new(Mutex::new(writer));
     let mut writing: Option<tokio::task::JoinHandle<()>> = None;
     let mut checkpoint = Checkpoints::default();
-    // A checkpoint is due CHECKPOINT_EVERY after the first commit since the last one; an idle
-    // spool has no timer at all.
+    // A checkpoint is due CHECKPOINT_EVERY after the first commit since the last one;
+    // an idle spool has no timer at all.
     let mut due: Option<tokio::time::Instant> = None;
     loop {
         let first = tokio::select! {
@@ -85,48 +85,60 @@ pub async fn run(spool: Spool, writer: Writer, mut rx: mpsc::UnboundedReceiver<R
             .iter_mut()
             .map(|r| std::mem::take(&mut r.ops))
             .collect();
-        let has_files = requests
-            .iter()
-            .flatten()
-            .any(|op| matches!(op, Op::SyncBody(_)));
-        let synced = if has_files {
-            let bodies = spool.dir.join("bodies");
-            tokio::task::spawn_blocking(move || {
-                let r = sync_bodies(&bodies, &requests);
-                (requests, r)
-            })
-            .await
-        } else {
-            // Small bodies only (the usual batch): no trip to the blocking pool.
-            Ok((requests, Ok(())))
-        };
+        let synced = sync_stage(&spool, requests).await;
         if let Some(previous) = writing.take() {
             let _ = previous.await;
         }
-        let (spool2, writer2) = (spool.clone(), writer.clone());
-        // One hop to the blocking pool, which also answers the sessions (a panic there
-        // drops the senders: every waiter gets `Stopped`).
-        writing = Some(tokio::task::spawn_blocking(move || {
-            let n = batch.len();
-            let results = match synced {
-                Ok((requests, Ok(()))) => {
-                    let mut w = writer2.lock().unwrap_or_else(|e| e.into_inner());
-                    write_batch(&spool2, &mut w, requests)
-                }
-                Ok((_, Err(e))) => vec![Err(e); n],
-                Err(_) => vec![Err(CommitError::Stopped); n],
-            };
-            for (req, result) in batch.into_iter().zip(results) {
-                if let Err(e) = &result {
-                    error!(error = %e, "spool commit failed");
-                }
-                let _ = req.done.send(result);
-            }
-        }));
+        writing = Some(write_stage(&spool, &writer, batch, synced));
     }
     if let Some(previous) = writing.take() {
         let _ = previous.await;
     }
+}
+
+/// A batch's ops once stage one is done: their large body files are durable.
+type Synced = Result<Vec<Vec<Op>>, CommitError>;
+
+/// Stage one: syncs the batch's large body files, if it has any.
+async fn sync_stage(spool: &Spool, requests: Vec<Vec<Op>>) -> Synced {
+    let has_files = requests
+        .iter()
+        .flatten()
+        .any(|op| matches!(op, Op::SyncBody(_)));
+    if !has_files {
+        // Small bodies only (the usual batch): no trip to the blocking pool.
+        return Ok(requests);
+    }
+    let bodies = spool.dir.join("bodies");
+    tokio::task::spawn_blocking(move || sync_bodies(&bodies, &requests).map(|()| requests))
+        .await
+        .unwrap_or(Err(CommitError::Stopped))
+}
+
+/// Stage two, on the blocking pool, which also answers the sessions (a panic there
+/// drops the senders: every waiter gets `Stopped`).
+fn write_stage(
+    spool: &Spool,
+    writer: &Arc<Mutex<Writer>>,
+    batch: Vec<Request>,
+    synced: Synced,
+) -> tokio::task::JoinHandle<()> {
+    let (spool, writer) = (spool.clone(), writer.clone());
+    tokio::task::spawn_blocking(move || {
+        let results = match synced {
+            Ok(requests) => {
+                let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+                write_batch(&spool, &mut w, requests)
+            }
+            Err(e) => vec![Err(e); batch.len()],
+        };
+        for (req, result) in batch.into_iter().zip(results) {
+            if let Err(e) = &result {
+                error!(error = %e, "spool commit failed");
+            }
+            let _ = req.done.send(result);
+        }
+    })
 }
 
 async fn sleep_until(due: Option<tokio::time::Instant>) {
@@ -227,18 +239,6 @@ fn write_batch(
 /// The batch's frames, with every new `Put` told where its body went.
 fn encode(base: Position, at: u64, requests: &mut [Vec<Op>]) -> Result<Batch, CommitError> {
     let mut batch = Batch::default();
-    let bad = |e: serde_json::Error| CommitError::Records(e.to_string());
-    // A frame a reader would take for a torn one must never be written.
-    let fits = |json: Vec<u8>| {
-        if json.len() < segment::MAX_FRAME as usize {
-            Ok(json)
-        } else {
-            Err(CommitError::Records(format!(
-                "record of {} bytes too large",
-                json.len()
-            )))
-        }
-    };
     for ops in requests.iter_mut() {
         let mut placed: HashMap<String, StoredBody> = HashMap::new();
         for op in ops.iter_mut() {
@@ -256,35 +256,39 @@ fn encode(base: Position, at: u64, requests: &mut [Vec<Op>]) -> Result<Batch, Co
                     if let Some(body) = placed.get(&entry.id) {
                         entry.body = *body;
                     }
-                    batch.frame(
-                        Kind::Put,
-                        &[&fits(serde_json::to_vec(entry).map_err(bad)?)?],
-                    );
+                    batch.frame(Kind::Put, &[&json_frame(&*entry)?]);
                 }
                 Op::Update(entry) => {
-                    batch.frame(
-                        Kind::Update,
-                        &[&fits(serde_json::to_vec(entry).map_err(bad)?)?],
-                    );
+                    batch.frame(Kind::Update, &[&json_frame(&*entry)?]);
                 }
                 Op::Retry { id, due } => {
-                    batch.frame(
-                        Kind::Retry,
-                        &[&serde_json::to_vec(&(&*id, *due)).map_err(bad)?],
-                    );
+                    batch.frame(Kind::Retry, &[&json_frame((&*id, *due))?]);
                 }
                 Op::Remove(id) => {
                     batch.frame(Kind::Remove, &[id.as_bytes()]);
                 }
                 Op::Memory(m) => {
-                    let json = fits(serde_json::to_vec(&(at, &*m)).map_err(bad)?)?;
-                    batch.frame(Kind::Memory, &[&json]);
+                    batch.frame(Kind::Memory, &[&json_frame((at, &*m))?]);
                 }
                 Op::SyncBody(_) => {}
             }
         }
     }
     Ok(batch)
+}
+
+/// A record as a frame's JSON payload. A frame a reader would take for a torn one
+/// (over [`segment::MAX_FRAME`]) must never be written: refused here instead.
+fn json_frame(record: impl serde::Serialize) -> Result<Vec<u8>, CommitError> {
+    let json = serde_json::to_vec(&record).map_err(|e| CommitError::Records(e.to_string()))?;
+    if json.len() < segment::MAX_FRAME as usize {
+        Ok(json)
+    } else {
+        Err(CommitError::Records(format!(
+            "record of {} bytes too large",
+            json.len()
+        )))
+    }
 }
 
 /// fdatasync of every file, several at a time: the journal then commits them together,

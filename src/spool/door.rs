@@ -51,6 +51,27 @@ pub fn local_received(hostname: &str, id: &str) -> String {
     format!("Received: by {hostname} (teamrelay) id {id};\r\n\t{date}")
 }
 
+impl NewMessage {
+    /// Its body, and its record as first queued at `arrival`.
+    fn into_parts(self, arrival: u64) -> (NewBody, Entry) {
+        let entry = Entry {
+            id: self.id,
+            received_at: arrival,
+            sender: self.sender,
+            received: self.received,
+            size: self.size,
+            deliveries: self.deliveries,
+            attempts: 0,
+            next_try: arrival,
+            smtputf8: self.smtputf8,
+            eight_bit: self.eight_bit,
+            // The committer puts in where the segment holds it.
+            body: StoredBody::File,
+        };
+        (self.body, entry)
+    }
+}
+
 impl Spool {
     /// Queues `messages` and applies `with` in one durable commit (see the module doc).
     pub async fn accept(
@@ -62,51 +83,24 @@ impl Spool {
         let mut written = Vec::new();
         let arrival = now();
         for m in messages {
-            let body = match m.body {
-                _ if m.deliveries.is_empty() => {
-                    if let NewBody::Received(sink) = m.body {
-                        sink.discard().await;
-                    }
-                    continue;
+            if m.deliveries.is_empty() {
+                if let NewBody::Received(sink) = m.body {
+                    sink.discard().await;
                 }
-                // A body may become a file (BodySink decides): on failure, whatever
-                // file this call made goes.
-                NewBody::Received(mut sink) => {
-                    written.push(m.id.clone());
-                    sink.finish().await
-                }
-                NewBody::Built(bytes) => {
-                    written.push(m.id.clone());
-                    let mut sink = self.body_sink(&m.id);
-                    sink.buf = bytes;
-                    sink.finish().await
-                }
-            };
-            match body {
-                Ok(Finished::Memory(bytes)) => ops.push(Op::AppendBody {
-                    id: m.id.clone(),
-                    bytes,
-                }),
-                Ok(Finished::File(file)) => ops.push(Op::SyncBody(file)),
+                continue;
+            }
+            // A body may become a file (BodySink decides): on failure, whatever file
+            // this call made goes.
+            written.push(m.id.clone());
+            let (body, entry) = m.into_parts(arrival);
+            match self.body_op(&entry.id, body).await {
+                Ok(op) => ops.push(op),
                 Err(e) => {
                     self.remove_bodies(&written).await;
                     return Err(CommitError::Body(e.to_string()));
                 }
             }
-            ops.push(Op::Put(Entry {
-                id: m.id,
-                received_at: arrival,
-                sender: m.sender,
-                received: m.received,
-                size: m.size,
-                deliveries: m.deliveries,
-                attempts: 0,
-                next_try: arrival,
-                smtputf8: m.smtputf8,
-                eight_bit: m.eight_bit,
-                // The committer puts in where the segment holds it.
-                body: StoredBody::File,
-            }));
+            ops.push(Op::Put(entry));
         }
         ops.extend(with);
         if ops.is_empty() {
@@ -117,6 +111,25 @@ impl Spool {
             self.remove_bodies(&written).await;
         }
         result
+    }
+
+    /// Finishes a new message's body: the op that makes it durable with its record.
+    async fn body_op(&self, id: &str, body: NewBody) -> std::io::Result<Op> {
+        let finished = match body {
+            NewBody::Received(mut sink) => sink.finish().await,
+            NewBody::Built(bytes) => {
+                let mut sink = self.body_sink(id);
+                sink.buf = bytes;
+                sink.finish().await
+            }
+        }?;
+        Ok(match finished {
+            Finished::Memory(bytes) => Op::AppendBody {
+                id: id.to_string(),
+                bytes,
+            },
+            Finished::File(file) => Op::SyncBody(file),
+        })
     }
 
     async fn remove_bodies(&self, ids: &[String]) {
