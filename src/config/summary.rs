@@ -12,6 +12,21 @@ pub fn summary(config: &Config) -> String {
     let _ = writeln!(out);
     let _ = writeln!(out, "Host name:   {}", config.server.hostname);
     let _ = writeln!(out, "Spool:       {}", config.server.spool.display());
+    team(&mut out, config);
+    awareness(&mut out, config);
+    let _ = writeln!(out);
+    if let Some(t) = &config.tls {
+        let _ = writeln!(out, "{}", certificate_line(t, crate::spool::now() as i64));
+    }
+    listeners(&mut out, config);
+    let _ = writeln!(out);
+    delivery(&mut out, config);
+    lists(&mut out, config);
+    out
+}
+
+/// The team: its domains, the private address and what is never archived.
+fn team(out: &mut String, config: &Config) {
     let _ = writeln!(out, "Team domains: {}", config.team.domains.join(", "));
     if let Some(p) = &config.team.private_address {
         let _ = writeln!(
@@ -38,11 +53,10 @@ pub fn summary(config: &Config) -> String {
             "not archived"
         }
     );
-    awareness(&mut out, config);
-    let _ = writeln!(out);
-    if let Some(t) = &config.tls {
-        let _ = writeln!(out, "{}", certificate_line(t, crate::spool::now() as i64));
-    }
+}
+
+/// One line per listener.
+fn listeners(out: &mut String, config: &Config) {
     let _ = writeln!(out, "Listeners:");
     for l in &config.listen {
         let _ = writeln!(
@@ -60,7 +74,10 @@ pub fn summary(config: &Config) -> String {
             }
         );
     }
-    let _ = writeln!(out);
+}
+
+/// Where mail goes and how it is retried.
+fn delivery(out: &mut String, config: &Config) {
     let _ = writeln!(out, "Delivery:");
     let _ = writeln!(out, "  team mail    → {}", config.deliver.team);
     let _ = writeln!(out, "  outside mail → {}", config.deliver.outside);
@@ -85,6 +102,10 @@ pub fn summary(config: &Config) -> String {
         retry.join(", "),
         format_duration(config.deliver.max_queue_time)
     );
+}
+
+/// Every list and archive list with its members.
+fn lists(out: &mut String, config: &Config) {
     for (title, archive) in [("Lists:", false), ("Archive lists:", true)] {
         let _ = writeln!(out);
         let _ = writeln!(out, "{title}");
@@ -107,7 +128,6 @@ pub fn summary(config: &Config) -> String {
             }
         }
     }
-    out
 }
 
 /// Certificates this close to expiry get a warning from `check`.
