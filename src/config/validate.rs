@@ -218,45 +218,39 @@ fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -
                 format!("address {:?} is not ip:port", r.address.get_ref()),
             );
         }
-        let mode = match r.mode.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("mx") => Mode::Mx,
-            Some("submission") => Mode::Submission,
-            Some("relay") => Mode::Relay,
-            Some("tap") => Mode::Tap,
-            Some(other) => {
-                c.error_at(
-                    r.mode.as_ref().unwrap_or(&r.address),
-                    &key,
-                    format!("mode {other:?} is not one of mx, submission, relay, tap"),
-                );
-                Mode::Mx
-            }
-        };
-        let protocol = match r.protocol.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("smtp") => Protocol::Smtp,
-            Some("lmtp") => Protocol::Lmtp,
-            Some(other) => {
-                c.error_at(
-                    r.protocol.as_ref().unwrap_or(&r.address),
-                    &key,
-                    format!("protocol {other:?} is not smtp or lmtp"),
-                );
-                Protocol::Smtp
-            }
-        };
-        let tls = match r.tls.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("none") => ListenTls::None,
-            Some("starttls") => ListenTls::StartTls,
-            Some("implicit") => ListenTls::Implicit,
-            Some(other) => {
-                c.error_at(
-                    r.tls.as_ref().unwrap_or(&r.address),
-                    &key,
-                    format!("tls {other:?} is not none, starttls or implicit"),
-                );
-                ListenTls::None
-            }
-        };
+        let mode = one_of(
+            c,
+            r.mode.as_ref(),
+            &key,
+            "mode",
+            &[
+                ("mx", Mode::Mx),
+                ("submission", Mode::Submission),
+                ("relay", Mode::Relay),
+                ("tap", Mode::Tap),
+            ],
+            "one of mx, submission, relay, tap",
+        );
+        let protocol = one_of(
+            c,
+            r.protocol.as_ref(),
+            &key,
+            "protocol",
+            &[("smtp", Protocol::Smtp), ("lmtp", Protocol::Lmtp)],
+            "smtp or lmtp",
+        );
+        let tls = one_of(
+            c,
+            r.tls.as_ref(),
+            &key,
+            "tls",
+            &[
+                ("none", ListenTls::None),
+                ("starttls", ListenTls::StartTls),
+                ("implicit", ListenTls::Implicit),
+            ],
+            "none, starttls or implicit",
+        );
         if tls != ListenTls::None && !has_tls {
             c.error_at(
                 item,
@@ -294,6 +288,31 @@ fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -
         }
     }
     out
+}
+
+/// An optional key whose value is one of a few words: what the word means, the first
+/// choice's meaning when the key is absent. Any other word is an error at the key
+/// ("`name` "word" is not `expected`").
+fn one_of<T: Copy>(
+    c: &mut Checker,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    name: &str,
+    choices: &[(&str, T)],
+    expected: &str,
+) -> T {
+    let default = choices[0].1;
+    let Some(value) = value else {
+        return default;
+    };
+    match choices.iter().find(|(word, _)| word == value.get_ref()) {
+        Some((_, meaning)) => *meaning,
+        None => {
+            let message = format!("{name} {:?} is not {expected}", value.get_ref());
+            c.error_at(value, key, message);
+            default
+        }
+    }
 }
 
 fn check_tls(c: &mut Checker, raw: &Spanned<RawTls>) -> Option<TlsFiles> {
@@ -388,7 +407,30 @@ fn check_deliver(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Deliver {
             .map_err(|e| c.error_at(s, "deliver.resolver", e))
             .ok()
     });
-    let retry = match &d.retry {
+    let retry = check_retry(c, raw);
+    let max_queue_time = c.duration(
+        &d.max_queue_time,
+        "deliver.max_queue_time",
+        Duration::from_secs(5 * 86400),
+    );
+    let team_auth = check_route_auth(c, &d.team_auth, "deliver.team_auth");
+    let outside_auth = check_route_auth(c, &d.outside_auth, "deliver.outside_auth");
+    let timeout = c.duration(&d.timeout, "deliver.timeout", Duration::from_secs(120));
+    Deliver {
+        team,
+        outside,
+        resolver,
+        retry,
+        max_queue_time,
+        timeout,
+        team_auth,
+        outside_auth,
+    }
+}
+
+/// `deliver.retry`: the delays between tries (a default ladder when absent).
+fn check_retry(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Vec<Duration> {
+    match &raw.get_ref().retry {
         None => ["1m", "5m", "15m", "30m", "1h"]
             .iter()
             .map(|s| parse_duration(s).unwrap_or_default())
@@ -401,48 +443,35 @@ fn check_deliver(c: &mut Checker, raw: &Spanned<RawDeliver>) -> Deliver {
             .iter()
             .map(|s| c.duration(&Some(s.clone()), "deliver.retry", Duration::from_secs(60)))
             .collect(),
-    };
-    let max_queue_time = c.duration(
-        &d.max_queue_time,
-        "deliver.max_queue_time",
-        Duration::from_secs(5 * 86400),
-    );
-    let mut auth = |a: &Option<Spanned<RawAuth>>, key: &str| {
-        a.as_ref().map(|a| {
-            let r = a.get_ref();
-            if r.username.is_some() != r.password_file.is_some() {
-                c.error_at(a, key, "username and password_file go together");
-            }
-            if let Some(file) = &r.password_file {
-                // A missing secret would only show as deferred mail days later.
-                if let Err(e) = std::fs::File::open(c.path(file.get_ref())) {
-                    c.error_at(
-                        file,
-                        format!("{key}.password_file"),
-                        format!("cannot read {:?}: {e}", file.get_ref()),
-                    );
-                }
-            }
-            RouteAuth {
-                username: r.username.as_ref().map(|s| s.get_ref().clone()),
-                password_file: r.password_file.as_ref().map(|s| c.path(s.get_ref())),
-                ca_file: r.ca_file.as_ref().map(|s| c.path(s.get_ref())),
-            }
-        })
-    };
-    let team_auth = auth(&d.team_auth, "deliver.team_auth");
-    let outside_auth = auth(&d.outside_auth, "deliver.outside_auth");
-    let timeout = c.duration(&d.timeout, "deliver.timeout", Duration::from_secs(120));
-    Deliver {
-        team,
-        outside,
-        resolver,
-        retry,
-        max_queue_time,
-        timeout,
-        team_auth,
-        outside_auth,
     }
+}
+
+/// A route's credentials (`deliver.team_auth`, `deliver.outside_auth`).
+fn check_route_auth(
+    c: &mut Checker,
+    raw: &Option<Spanned<RawAuth>>,
+    key: &str,
+) -> Option<RouteAuth> {
+    let a = raw.as_ref()?;
+    let r = a.get_ref();
+    if r.username.is_some() != r.password_file.is_some() {
+        c.error_at(a, key, "username and password_file go together");
+    }
+    if let Some(file) = &r.password_file {
+        // A missing secret would only show as deferred mail days later.
+        if let Err(e) = std::fs::File::open(c.path(file.get_ref())) {
+            c.error_at(
+                file,
+                format!("{key}.password_file"),
+                format!("cannot read {:?}: {e}", file.get_ref()),
+            );
+        }
+    }
+    Some(RouteAuth {
+        username: r.username.as_ref().map(|s| s.get_ref().clone()),
+        password_file: r.password_file.as_ref().map(|s| c.path(s.get_ref())),
+        ca_file: r.ca_file.as_ref().map(|s| c.path(s.get_ref())),
+    })
 }
 
 fn check_admin(c: &mut Checker, s: &SpStr) -> Option<SocketAddr> {
