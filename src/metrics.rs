@@ -62,45 +62,68 @@ const CONNECTION_REASONS: &[&str] = &[
 ];
 
 /// `# HELP` for every series, and every known series at zero.
-fn describe_and_zero() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(
+/// Every counter and its HELP text.
+const COUNTERS: &[(&str, &str)] = &[
+    (
         "teamrelay_messages_accepted_total",
-        "Messages accepted (250 after DATA)."
-    );
-    describe_counter!(
+        "Messages accepted (250 after DATA).",
+    ),
+    (
         "teamrelay_messages_rejected_total",
-        "Messages refused at the end of DATA, by reason."
-    );
-    describe_counter!(
+        "Messages refused at the end of DATA, by reason.",
+    ),
+    (
         "teamrelay_recipients_rejected_total",
-        "Recipients refused at RCPT, by reason."
-    );
-    describe_counter!(
+        "Recipients refused at RCPT, by reason.",
+    ),
+    (
         "teamrelay_connections_rejected_total",
-        "Connections refused or closed early, by reason."
-    );
-    describe_counter!(
+        "Connections refused or closed early, by reason.",
+    ),
+    (
         "teamrelay_auth_failures_total",
-        "Failed or cancelled AUTH attempts."
-    );
-    describe_counter!("teamrelay_archive_copies_total", "Archive copies planned.");
-    describe_counter!(
+        "Failed or cancelled AUTH attempts.",
+    ),
+    ("teamrelay_archive_copies_total", "Archive copies planned."),
+    (
         "teamrelay_list_bounces_total",
-        "Bounces to LIST-bounces@ addresses consumed."
-    );
-    describe_counter!(
+        "Bounces to LIST-bounces@ addresses consumed.",
+    ),
+    (
         "teamrelay_deliveries_total",
-        "Recipient deliveries by route and result."
-    );
-    describe_counter!(
+        "Recipient deliveries by route and result.",
+    ),
+    (
         "teamrelay_dsn_total",
-        "Delivery status notifications queued."
-    );
-    describe_counter!(
+        "Delivery status notifications queued.",
+    ),
+    (
         "teamrelay_bounces_dropped_total",
-        "Failures not bounced (null or -bounces sender)."
-    );
+        "Failures not bounced (null or -bounces sender).",
+    ),
+];
+
+/// The counters without labels, which start at zero.
+const PLAIN_COUNTERS: &[&str] = &[
+    "teamrelay_messages_accepted_total",
+    "teamrelay_auth_failures_total",
+    "teamrelay_archive_copies_total",
+    "teamrelay_list_bounces_total",
+    "teamrelay_dsn_total",
+    "teamrelay_bounces_dropped_total",
+];
+
+fn describe_and_zero() {
+    describe();
+    zero();
+}
+
+/// HELP and units for every series.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    for (name, help) in COUNTERS {
+        describe_counter!(*name, *help);
+    }
     describe_gauge!("teamrelay_queue_depth", "Messages in the spool.");
     describe_gauge!(
         "teamrelay_queue_oldest_age_seconds",
@@ -118,16 +141,14 @@ fn describe_and_zero() {
         "Duration of one delivery attempt, by route."
     );
     describe_histogram!(MESSAGE_BYTES, Unit::Bytes, "Size of accepted messages.");
+}
+
+/// Every series a scrape should see before anything happened, at zero (a rate over a
+/// series that appears only at its first event is wrong).
+fn zero() {
     metrics::gauge!("teamrelay_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    for name in [
-        "teamrelay_messages_accepted_total",
-        "teamrelay_auth_failures_total",
-        "teamrelay_archive_copies_total",
-        "teamrelay_list_bounces_total",
-        "teamrelay_dsn_total",
-        "teamrelay_bounces_dropped_total",
-    ] {
-        metrics::counter!(name).absolute(0);
+    for name in PLAIN_COUNTERS {
+        metrics::counter!(*name).absolute(0);
     }
     for r in MESSAGE_REASONS {
         metrics::counter!("teamrelay_messages_rejected_total", "reason" => *r).absolute(0);
