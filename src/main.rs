@@ -27,21 +27,20 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match cli.command {
-        Command::Serve { config } => match load(&config) {
-            Ok(c) => run_serve(c, config),
-            Err(code) => code,
-        },
-        Command::Check { config } => match load(&config) {
-            Ok(c) => {
-                print!("{}", config::summary(&c));
-                for w in config::warnings(&c, teamrelay::spool::now() as i64) {
-                    eprintln!("warning: {w}");
-                }
-                ExitCode::SUCCESS
+    run(cli.command)
+}
+
+/// Runs one subcommand; every one but `passwd` first loads its configuration.
+fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Serve { config } => with_config(&config.clone(), |c| run_serve(c, config)),
+        Command::Check { config } => with_config(&config, |c| {
+            print!("{}", config::summary(&c));
+            for w in config::warnings(&c, teamrelay::spool::now() as i64) {
+                eprintln!("warning: {w}");
             }
-            Err(code) => code,
-        },
+            ExitCode::SUCCESS
+        }),
         Command::Route {
             config,
             from,
@@ -50,13 +49,10 @@ fn main() -> ExitCode {
             in_reply_to,
             references,
             message,
-        } => match load(&config) {
-            Ok(c) => {
-                let thread = (message.as_deref(), in_reply_to.as_deref(), &references[..]);
-                route_command(&c, &from, &to, &header_cc, thread)
-            }
-            Err(code) => code,
-        },
+        } => with_config(&config, |c| {
+            let thread = (message.as_deref(), in_reply_to.as_deref(), &references[..]);
+            route_command(&c, &from, &to, &header_cc, thread)
+        }),
         Command::Passwd => passwd_command(),
         Command::Away {
             config,
@@ -65,25 +61,29 @@ fn main() -> ExitCode {
             cover,
             back,
             json,
-        } => match load(&config) {
-            Ok(c) => ExitCode::from(teamrelay::away::command(
+        } => with_config(&config, |c| {
+            ExitCode::from(teamrelay::away::command(
                 &c,
                 address.as_deref(),
                 until.as_deref(),
                 cover.as_deref(),
                 back,
                 json,
-            )),
-            Err(code) => code,
-        },
-        Command::Queue { config, action } => match load(&config) {
-            Ok(c) => queue_command(&c, action),
-            Err(code) => code,
-        },
-        Command::History { config, action } => match load(&config) {
-            Ok(c) => teamrelay::history::cli::run(&c, action),
-            Err(code) => code,
-        },
+            ))
+        }),
+        Command::Queue { config, action } => with_config(&config, |c| queue_command(&c, action)),
+        Command::History { config, action } => {
+            with_config(&config, |c| teamrelay::history::cli::run(&c, action))
+        }
+    }
+}
+
+/// `f` on the loaded configuration, or the exit code for a configuration that does not
+/// load (its errors printed).
+fn with_config(path: &std::path::Path, f: impl FnOnce(Config) -> ExitCode) -> ExitCode {
+    match load(path) {
+        Ok(c) => f(c),
+        Err(code) => code,
     }
 }
 
