@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use toml::Spanned;
 
 use super::checker::Checker;
-use super::raw::RawList;
+use super::raw::{RawList, SpStr};
 use super::{List, Team};
 use crate::address::{Address, Pattern};
 
@@ -65,6 +65,20 @@ pub(super) fn check_lists(c: &mut Checker, raw: &[Spanned<RawList>], team: &Team
             assign_owner,
         });
     }
+    check_archive_of(c, team, &mut lists, archive_raw);
+    check_cycles(c, raw, &lists);
+    lists
+}
+
+/// The `archive_of` patterns of the archive lists (`(index, key, patterns)`), checked
+/// once every list is known: an exact pattern may name another list.
+fn check_archive_of(
+    c: &mut Checker,
+    team: &Team,
+    lists: &mut [List],
+    archive_raw: Vec<(usize, String, &Vec<SpStr>)>,
+) {
+    let in_team = |a: &Address| team.domains.iter().any(|d| d == a.domain());
     let names: HashSet<Address> = lists.iter().map(|l| l.address.clone()).collect();
     for (i, key, of) in archive_raw {
         for s in of.iter() {
@@ -91,8 +105,6 @@ pub(super) fn check_lists(c: &mut Checker, raw: &[Spanned<RawList>], team: &Team
             }
         }
     }
-    check_cycles(c, raw, &lists);
-    lists
 }
 
 /// Nested lists must form no cycle; each cycle is reported once, at its first list.
