@@ -16,19 +16,7 @@ use crate::address::{Address, Pattern};
 
 /// Parses and validates; see the module doc.
 pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-    let file = path.display().to_string();
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base = if base.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        base
-    };
-    let mut c = Checker {
-        file: file.clone(),
-        text,
-        base,
-        errors: Vec::new(),
-    };
+    let mut c = checker_for(text, path);
     let raw: RawConfig = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -90,6 +78,22 @@ pub fn validate(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         history,
         list_index,
     })
+}
+
+/// A checker for `text`, read from `path`: relative paths in it are relative to the
+/// file's directory.
+fn checker_for<'a>(text: &'a str, path: &Path) -> Checker<'a> {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Checker {
+        file: path.display().to_string(),
+        text,
+        base: if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        },
+        errors: Vec::new(),
+    }
 }
 
 fn check_server(c: &mut Checker, raw: &RawServer) -> Server {
