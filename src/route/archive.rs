@@ -69,6 +69,44 @@ fn covers(config: &Config, pattern: &Pattern, who: &Address) -> bool {
     }
 }
 
+/// On a tap, the provider's copy names the private address in a header (the envelope
+/// is the tap's own).
+fn tap_private(config: &Config, facts: &MessageFacts, ingress: Ingress) -> bool {
+    ingress == Ingress::Tap
+        && config.team.private_address.as_ref().is_some_and(|pa| {
+            facts
+                .header_addresses()
+                .chain(&facts.original_to)
+                .any(|a| a == pa)
+        })
+}
+
+/// Who already has the message, or is about to, without an archive copy.
+struct HasIt<'a> {
+    envelope: &'a Envelope,
+    memory: &'a Memory,
+    ex: &'a Expanded,
+    named: &'a HashSet<&'a Address>,
+}
+
+impl HasIt<'_> {
+    /// Why member `m` gets no copy, checked in SPEC order before the earlier lists'
+    /// copies: a primary recipient, the sender, named in the headers, already has it.
+    fn reason(&self, m: &Address) -> Option<SkipReason> {
+        if self.ex.primary.contains(m) {
+            Some(SkipReason::PrimaryRecipient)
+        } else if self.envelope.sender.as_ref() == Some(m) {
+            Some(SkipReason::Sender)
+        } else if self.named.contains(m) {
+            Some(SkipReason::NamedInHeaders)
+        } else if self.memory.already_has.contains(m) {
+            Some(SkipReason::AlreadyHasMessage)
+        } else {
+            None
+        }
+    }
+}
+
 /// Adds archive copies to the plan, or records why there are none.
 pub fn choose_copies(
     config: &Config,
@@ -79,14 +117,7 @@ pub fn choose_copies(
     ex: &Expanded,
     plan: &mut Plan,
 ) {
-    let tap_private = ingress == Ingress::Tap
-        && config.team.private_address.as_ref().is_some_and(|pa| {
-            facts
-                .header_addresses()
-                .chain(&facts.original_to)
-                .any(|a| a == pa)
-        });
-    let addressed_private = ex.addressed_private || tap_private;
+    let addressed_private = ex.addressed_private || tap_private(config, facts, ingress);
     plan.private = addressed_private || memory.thread_private;
     let p = participants(config, envelope, facts, ingress);
     if let Some(why) = skip_reason(config, envelope, facts, memory, addressed_private, &p) {
@@ -94,6 +125,12 @@ pub fn choose_copies(
         return;
     }
     let named: HashSet<&Address> = facts.header_addresses().chain(&facts.original_to).collect();
+    let has_it = HasIt {
+        envelope,
+        memory,
+        ex,
+        named: &named,
+    };
     let mut copied_by: HashMap<Address, Address> = HashMap::new();
     let mut any_list = false;
     for list in config.lists.iter().filter(|l| l.is_archive()) {
@@ -110,20 +147,17 @@ pub fn choose_copies(
         plan.archives_matched.push(list.address.clone());
         let mut copies = Vec::new();
         for m in config.members(&list.address) {
-            let reason = if ex.primary.contains(&m) {
-                Some(SkipReason::PrimaryRecipient)
-            } else if envelope.sender.as_ref() == Some(&m) {
-                Some(SkipReason::Sender)
-            } else if named.contains(&m) {
-                Some(SkipReason::NamedInHeaders)
-            } else if memory.already_has.contains(&m) {
-                Some(SkipReason::AlreadyHasMessage)
-            } else if let Some(first) = copied_by.get(&m) {
-                Some(SkipReason::CopyFromEarlierList(first.clone()))
-            } else if config.team.private_address.as_ref() == Some(&m) {
-                Some(SkipReason::PrivateAddress)
-            } else {
-                None
+            let reason = has_it.reason(&m).or_else(|| {
+                copied_by
+                    .get(&m)
+                    .map(|first| SkipReason::CopyFromEarlierList(first.clone()))
+            });
+            let reason = match reason {
+                // The private address is never a recipient, whatever else applies later.
+                None if config.team.private_address.as_ref() == Some(&m) => {
+                    Some(SkipReason::PrivateAddress)
+                }
+                r => r,
             };
             match reason {
                 Some(reason) => plan.skipped.push(Skipped { address: m, reason }),
