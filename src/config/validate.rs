@@ -171,27 +171,11 @@ fn check_team(c: &mut Checker, raw: &Spanned<RawTeam>) -> Team {
         }
         Some(a)
     });
-    let patterns = |c: &mut Checker, items: &[SpStr], key: &str| -> Vec<Pattern> {
-        items
-            .iter()
-            .filter_map(|s| match Pattern::parse(s.get_ref()) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    c.error_at(
-                        s,
-                        key,
-                        format!("{:?} is not an address or *@domain ({e})", s.get_ref()),
-                    );
-                    None
-                }
-            })
-            .collect()
-    };
-    let never_archive = patterns(c, &t.never_archive, "team.never_archive");
+    let never_archive = check_patterns(c, &t.never_archive, "team.never_archive");
     let mailboxes = t
         .mailboxes
         .as_ref()
-        .map(|m| patterns(c, m, "team.mailboxes"));
+        .map(|m| check_patterns(c, m, "team.mailboxes"));
     let private_memory = c.duration(
         &t.private_memory,
         "team.private_memory",
@@ -207,6 +191,24 @@ fn check_team(c: &mut Checker, raw: &Spanned<RawTeam>) -> Team {
         mailboxes,
         aware,
     }
+}
+
+/// A list of addresses and `*@domain` patterns (`team.never_archive`, `team.mailboxes`).
+fn check_patterns(c: &mut Checker, items: &[SpStr], key: &str) -> Vec<Pattern> {
+    items
+        .iter()
+        .filter_map(|s| match Pattern::parse(s.get_ref()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                c.error_at(
+                    s,
+                    key,
+                    format!("{:?} is not an address or *@domain ({e})", s.get_ref()),
+                );
+                None
+            }
+        })
+        .collect()
 }
 
 fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -> Vec<Listener> {
