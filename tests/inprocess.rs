@@ -143,7 +143,7 @@ async fn an_idle_session_gets_421_4_4_2_after_idle_timeout() {
         listener,
         shared,
         CancellationToken::new(),
-        false,
+        teamrelay::smtp::session::Wire::Plain,
     ));
     client.write_all(b"EHLO client.example\r\n").await.unwrap();
     let started = tokio::time::Instant::now();

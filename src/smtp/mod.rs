@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::config::{ListenTls, Listener};
 use crate::shared::Shared;
+use session::Wire;
 
 pub use auth::{hash_password, verify as verify_password, FAILED_AUTH_DELAY};
 pub use limits::Connections;
@@ -34,6 +35,45 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// How long a client may take for the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Tells a client over the connection limits so, and hangs up.
+async fn refuse_busy(mut stream: tokio::net::TcpStream) {
+    let reply = Reply::too_many_connections().to_wire();
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, reply.as_bytes()).await;
+}
+
+/// One accepted connection: its session, after the TLS handshake on an implicit-TLS
+/// listener (port-465 style: the handshake comes before the greeting).
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    spec: Listener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    if spec.tls != ListenTls::Implicit {
+        return session::run(Box::new(stream), peer, spec, shared, shutdown, Wire::Plain).await;
+    }
+    let Some(tls) = shared.config().tls.clone() else {
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => {
+            session::run(
+                Box::new(tls_stream),
+                peer,
+                spec,
+                shared,
+                shutdown,
+                Wire::Tls,
+            )
+            .await
+        }
+        Ok(Err(e)) => info!(peer = %peer, error = %e, "TLS handshake failed"),
+        Err(_) => info!(peer = %peer, "TLS handshake timed out"),
+    }
+}
 
 /// Accepts connections on one listener until `shutdown`, one task per session, each
 /// tracked so a graceful stop can wait for transactions in flight.
@@ -71,36 +111,13 @@ pub async fn run_listener(
         ) else {
             info!(peer = %peer, "too many connections");
             crate::metrics::rejected_connection("too_many_connections");
-            tokio::spawn(async move {
-                let mut stream = stream;
-                let _ = tokio::io::AsyncWriteExt::write_all(
-                    &mut stream,
-                    Reply::too_many_connections().to_wire().as_bytes(),
-                )
-                .await;
-            });
+            tokio::spawn(refuse_busy(stream));
             continue;
         };
-        let shared = shared.clone();
-        let spec = spec.clone();
-        let shutdown = shutdown.clone();
+        let (shared, spec, shutdown) = (shared.clone(), spec.clone(), shutdown.clone());
         tracker.spawn(async move {
             let _slot = slot;
-            if spec.tls != ListenTls::Implicit {
-                return session::run(Box::new(stream), peer, spec, shared, shutdown, false).await;
-            }
-            // Port-465 style: the handshake comes before the greeting.
-            let Some(tls) = shared.config().tls.clone() else {
-                return;
-            };
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => {
-                    session::run(Box::new(tls_stream), peer, spec, shared, shutdown, true).await
-                }
-                Ok(Err(e)) => info!(peer = %peer, error = %e, "TLS handshake failed"),
-                Err(_) => info!(peer = %peer, "TLS handshake timed out"),
-            }
+            serve_connection(stream, peer, spec, shared, shutdown).await;
         });
     }
 }

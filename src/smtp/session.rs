@@ -82,6 +82,14 @@ enum Line {
     Timeout,
 }
 
+/// Whether a connection begins in clear (STARTTLS may follow) or already under TLS
+/// (implicit TLS, the port-465 way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Plain,
+    Tls,
+}
+
 /// Runs a session to its end. Never panics on input; errors end this session only.
 pub async fn run(
     stream: Box<dyn Stream>,
@@ -89,12 +97,12 @@ pub async fn run(
     listener: Listener,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-    tls_active: bool,
+    wire: Wire,
 ) {
     let config = shared.config();
     let mut s = Session {
         bdat: None,
-        tls_active,
+        tls_active: wire == Wire::Tls,
         auth_user: None,
         stream,
         peer,
@@ -120,29 +128,7 @@ pub async fn run(
     }
     let greeting = format!("{} ESMTP teamrelay", s.config.server.hostname);
     s.reply(Reply::new(220, "", greeting));
-    while !s.closing {
-        let line = tokio::select! {
-            l = s.read_line() => l,
-            _ = shutdown.cancelled(), if s.txn.is_none() => {
-                // Between transactions a stop is safe: nothing is half-accepted.
-                s.reply(Reply::shutting_down());
-                break;
-            }
-        };
-        match line {
-            Line::Command(bytes) if s.bdat.is_some() && !is_bdat(&bytes) => {
-                // RFC 3030: only BDAT (or RSET/QUIT) may follow a non-final BDAT.
-                s.command_during_bdat(&bytes).await
-            }
-            Line::Command(bytes) => s.command(&bytes).await,
-            Line::TooLong => s.reply(Reply::line_too_long()),
-            Line::Eof => break,
-            Line::Timeout => {
-                s.reply(Reply::idle_timeout());
-                break;
-            }
-        }
-    }
+    s.serve(&shutdown).await;
     let _ = s.flush().await;
     let _ = s.stream.shutdown().await;
     metrics::gauge!("teamrelay_connections_open").decrement(1.0);
@@ -150,6 +136,34 @@ pub async fn run(
 }
 
 impl Session {
+    /// Reads and answers commands until the client quits, times out or errs too often,
+    /// or `shutdown` comes between transactions.
+    async fn serve(&mut self, shutdown: &CancellationToken) {
+        while !self.closing {
+            let line = tokio::select! {
+                l = self.read_line() => l,
+                _ = shutdown.cancelled(), if self.txn.is_none() => {
+                    // Between transactions a stop is safe: nothing is half-accepted.
+                    self.reply(Reply::shutting_down());
+                    break;
+                }
+            };
+            match line {
+                Line::Command(bytes) if self.bdat.is_some() && !is_bdat(&bytes) => {
+                    // RFC 3030: only BDAT (or RSET/QUIT) may follow a non-final BDAT.
+                    self.command_during_bdat(&bytes).await
+                }
+                Line::Command(bytes) => self.command(&bytes).await,
+                Line::TooLong => self.reply(Reply::line_too_long()),
+                Line::Eof => break,
+                Line::Timeout => {
+                    self.reply(Reply::idle_timeout());
+                    break;
+                }
+            }
+        }
+    }
+
     /// Queues a reply and counts errors; the tenth error closes the session.
     pub fn reply(&mut self, reply: Reply) {
         self.outbuf.extend_from_slice(reply.to_wire().as_bytes());
