@@ -75,11 +75,13 @@
 //! was under way when the process died): a possible duplicate is better than a possible
 //! loss. If sled refuses a memory after its frame is durable (a full disk), that client
 //! gets `451` (its message is queued all the same), no checkpoint passes the frame from
-//! then on, and the next start replays it: again a duplicate, never a loss. A
-//! checkpoint sled refuses keeps its changes in memory and the segments on disk; the
-//! next one tries again.
+//! then on, and the next start replays it: again a duplicate, never a loss (until then
+//! the queue's changes stay in memory as well as in the segments). A checkpoint sled
+//! refuses keeps its changes in memory and the segments on disk; the next one tries
+//! again.
 //! `tests/crash_loop.rs` kills the relay at random points under load and checks exactly
-//! this; the unit tests in `recover` tear writes and lose sled's unflushed state.
+//! this; the unit tests in `recover` tear writes and lose everything since the last
+//! checkpoint, those in `records` fail a checkpoint.
 //!
 //! A spool from before segments (`bodies/` only) is read as it is. Older versions do not
 //! understand segments: going back needs the spool from before the upgrade.
