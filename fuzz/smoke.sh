@@ -14,7 +14,7 @@ for target in smtp_session data_reader address config route; do
   echo "fuzz: $target for ${seconds}s"
   status=0
   cargo fuzz run -s none "$target" "$work" -- -max_total_time="$seconds" -rss_limit_mb=2048 -seed="${FUZZ_SEED:-1}" >"$work.log" 2>&1 || status=$?
-  grep -E "^(Done|==|SUMMARY|thread)|panicked" "$work.log" | head -20 || true
+  grep -E "^(Done|==|SUMMARY|thread|error)|panicked|failed to build" "$work.log" | head -20 || true
   rm -rf "$work" "$work.log"
   if [ "$status" != 0 ]; then
     echo "fuzz: $target FAILED (see fuzz/artifacts/$target)"

@@ -7,7 +7,14 @@ use teamrelay::smtp::data::DotDecoder;
 
 const CAP: usize = 4096;
 
-fn run(input: &[u8], split: usize) -> (Option<usize>, Vec<u8>, Result<usize, teamrelay::smtp::data::DataError>) {
+fn run(
+    input: &[u8],
+    split: usize,
+) -> (
+    Option<usize>,
+    Vec<u8>,
+    Result<usize, teamrelay::smtp::data::DataError>,
+) {
     let mut d = DotDecoder::new(CAP);
     let mut out = Vec::new();
     let mut offset = 0;
@@ -21,10 +28,15 @@ fn run(input: &[u8], split: usize) -> (Option<usize>, Vec<u8>, Result<usize, tea
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&first, input)) = data.split_first() else { return };
+    let Some((&first, input)) = data.split_first() else {
+        return;
+    };
     let whole = run(input, input.len());
     let pieces = run(input, first as usize % 17 + 1);
-    assert_eq!(whole.0, pieces.0, "end of data depends on how input was split");
+    assert_eq!(
+        whole.0, pieces.0,
+        "end of data depends on how input was split"
+    );
     assert!(whole.1.len() <= CAP);
     if whole.0.is_some() {
         assert_eq!(whole.2, pieces.2);

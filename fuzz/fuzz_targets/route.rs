@@ -84,7 +84,10 @@ fn picks(v: &[u8]) -> Vec<Address> {
 
 fuzz_target!(|input: Input| {
     let c = config();
-    let envelope = Envelope { sender: input.sender.map(pick), recipients: picks(&input.rcpts) };
+    let envelope = Envelope {
+        sender: input.sender.map(pick),
+        recipients: picks(&input.rcpts),
+    };
     if envelope.recipients.is_empty() {
         return;
     }
@@ -94,13 +97,23 @@ fuzz_target!(|input: Input| {
         cc: picks(&input.cc),
         original_to: picks(&input.original_to),
         auto_submitted: input.auto_submitted.then(|| "auto-replied".to_string()),
-        precedence: input.precedence.map(|p| ["bulk", "junk", "list", "normal"][p as usize % 4].to_string()),
+        precedence: input
+            .precedence
+            .map(|p| ["bulk", "junk", "list", "normal"][p as usize % 4].to_string()),
         has_list_id: input.list_id,
         archive_marker: input.archive_marker,
         ..Default::default()
     };
-    let memory = Memory { thread_private: input.thread_private, already_has: picks(&input.already).into_iter().collect(), ..Memory::default() };
-    let ingress = if input.tap { Ingress::Tap } else { Ingress::Normal };
+    let memory = Memory {
+        thread_private: input.thread_private,
+        already_has: picks(&input.already).into_iter().collect(),
+        ..Memory::default()
+    };
+    let ingress = if input.tap {
+        Ingress::Tap
+    } else {
+        Ingress::Normal
+    };
     let p = plan(c, &envelope, &facts, &memory, ingress);
 
     let mut seen = HashSet::new();
@@ -110,9 +123,15 @@ fuzz_target!(|input: Input| {
             assert!(seen.insert(r.clone()), "{r} twice: {p:?}");
         }
     }
-    assert!(!seen.contains(&pick(7)), "the private address is never a recipient");
+    assert!(
+        !seen.contains(&pick(7)),
+        "the private address is never a recipient"
+    );
     let archive_addressed = ingress == Ingress::Normal
-        && envelope.recipients.iter().any(|r| c.list(r).is_some_and(|l| l.is_archive()));
+        && envelope
+            .recipients
+            .iter()
+            .any(|r| c.list(r).is_some_and(|l| l.is_archive()));
     let mut participants: Vec<&Address> = envelope.sender.iter().collect();
     if ingress == Ingress::Normal {
         participants.extend(&envelope.recipients);
@@ -128,7 +147,10 @@ fuzz_target!(|input: Input| {
         for l in &p.archives_matched {
             assert!(c.list(l).is_some_and(|l| l.is_archive()));
             for m in c.members(l) {
-                assert!(seen.contains(&m) || p.skipped.iter().any(|s| s.address == m), "{m} has no reason: {p:?}");
+                assert!(
+                    seen.contains(&m) || p.skipped.iter().any(|s| s.address == m),
+                    "{m} has no reason: {p:?}"
+                );
             }
         }
         // A copy only ever comes from a list that matched.

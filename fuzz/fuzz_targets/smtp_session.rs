@@ -23,7 +23,11 @@ struct World {
 fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
-        let base = if Path::new("/dev/shm").is_dir() { Path::new("/dev/shm") } else { Path::new("/tmp") };
+        let base = if Path::new("/dev/shm").is_dir() {
+            Path::new("/dev/shm")
+        } else {
+            Path::new("/tmp")
+        };
         let dir = base.join(format!("teamrelay-fuzz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -62,18 +66,32 @@ archive_of = ["*@example.com"]
 "#,
             d = dir.display()
         );
-        let config = teamrelay::config::parse(&text, Path::new("fuzz.toml")).expect("valid fuzz config");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let config =
+            teamrelay::config::parse(&text, Path::new("fuzz.toml")).expect("valid fuzz config");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         let shared = runtime.block_on(async {
             let spool = Spool::open(&config.server.spool).expect("spool");
-            Arc::new(Shared::new(config.clone(), spool, Arc::new(tokio::sync::Notify::new())))
+            Arc::new(Shared::new(
+                config.clone(),
+                spool,
+                Arc::new(tokio::sync::Notify::new()),
+            ))
         });
-        World { runtime, shared, config }
+        World {
+            runtime,
+            shared,
+            config,
+        }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, input)) = data.split_first() else { return };
+    let Some((&which, input)) = data.split_first() else {
+        return;
+    };
     let w = world();
     let listener = w.config.listen[which as usize % w.config.listen.len()].clone();
     let output = w.runtime.block_on(async {
@@ -85,7 +103,7 @@ fuzz_target!(|data: &[u8]| {
             listener,
             w.shared.clone(),
             CancellationToken::new(),
-            false,
+            session::Wire::Plain,
         ));
         let mut out = Vec::new();
         let talk = async {
@@ -93,11 +111,22 @@ fuzz_target!(|data: &[u8]| {
             let _ = client.shutdown().await;
             let _ = client.read_to_end(&mut out).await;
         };
-        tokio::time::timeout(Duration::from_secs(10), talk).await.expect("session hung");
-        tokio::time::timeout(Duration::from_secs(10), session).await.expect("session did not end").expect("session panicked");
+        tokio::time::timeout(Duration::from_secs(10), talk)
+            .await
+            .expect("session hung");
+        tokio::time::timeout(Duration::from_secs(10), session)
+            .await
+            .expect("session did not end")
+            .expect("session panicked");
         out
     });
     for line in output.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        assert!(line.len() >= 4 && line[..3].iter().all(u8::is_ascii_digit) && (line[3] == b' ' || line[3] == b'-'), "not a reply line: {:?}", String::from_utf8_lossy(line));
+        assert!(
+            line.len() >= 4
+                && line[..3].iter().all(u8::is_ascii_digit)
+                && (line[3] == b' ' || line[3] == b'-'),
+            "not a reply line: {:?}",
+            String::from_utf8_lossy(line)
+        );
     }
 });
