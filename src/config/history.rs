@@ -70,18 +70,13 @@ pub(super) fn check(c: &mut Checker, raw: &Spanned<RawHistory>, has_tls: bool) -
             }
         },
     };
-    let tls = match r.tls.as_ref().map(|s| (s, s.get_ref().as_str())) {
-        None | Some((_, "none")) => false,
-        Some((_, "implicit")) => true,
-        Some((s, other)) => {
-            c.error_at(
-                s,
-                "history.tls",
-                format!("{other:?} is not none or implicit"),
-            );
-            false
-        }
-    };
+    let tls = super::validate::one_of(
+        c,
+        r.tls.as_ref(),
+        "history.tls",
+        &[("none", false), ("implicit", true)],
+        |w| format!("{w:?} is not none or implicit"),
+    );
     if tls && !has_tls {
         c.error_at(
             raw,

@@ -228,34 +228,31 @@ fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -
             c,
             r.mode.as_ref(),
             &key,
-            "mode",
             &[
                 ("mx", Mode::Mx),
                 ("submission", Mode::Submission),
                 ("relay", Mode::Relay),
                 ("tap", Mode::Tap),
             ],
-            "one of mx, submission, relay, tap",
+            |w| format!("mode {w:?} is not one of mx, submission, relay, tap"),
         );
         let protocol = one_of(
             c,
             r.protocol.as_ref(),
             &key,
-            "protocol",
             &[("smtp", Protocol::Smtp), ("lmtp", Protocol::Lmtp)],
-            "smtp or lmtp",
+            |w| format!("protocol {w:?} is not smtp or lmtp"),
         );
         let tls = one_of(
             c,
             r.tls.as_ref(),
             &key,
-            "tls",
             &[
                 ("none", ListenTls::None),
                 ("starttls", ListenTls::StartTls),
                 ("implicit", ListenTls::Implicit),
             ],
-            "none, starttls or implicit",
+            |w| format!("tls {w:?} is not none, starttls or implicit"),
         );
         if tls != ListenTls::None && !has_tls {
             c.error_at(
@@ -297,15 +294,14 @@ fn check_listeners(c: &mut Checker, raw: &[Spanned<RawListen>], has_tls: bool) -
 }
 
 /// An optional key whose value is one of a few words: what the word means, the first
-/// choice's meaning when the key is absent. Any other word is an error at the key
-/// ("`name` "word" is not `expected`").
-fn one_of<T: Copy>(
+/// choice's meaning when the key is absent. Any other word is an error at the key,
+/// worded by `refusal`.
+pub(super) fn one_of<T: Copy>(
     c: &mut Checker,
     value: Option<&Spanned<String>>,
     key: &str,
-    name: &str,
     choices: &[(&str, T)],
-    expected: &str,
+    refusal: impl FnOnce(&str) -> String,
 ) -> T {
     let default = choices[0].1;
     let Some(value) = value else {
@@ -314,8 +310,7 @@ fn one_of<T: Copy>(
     match choices.iter().find(|(word, _)| word == value.get_ref()) {
         Some((_, meaning)) => *meaning,
         None => {
-            let message = format!("{name} {:?} is not {expected}", value.get_ref());
-            c.error_at(value, key, message);
+            c.error_at(value, key, refusal(value.get_ref()));
             default
         }
     }
