@@ -200,8 +200,8 @@ fn sync_bodies(bodies: &std::path::Path, requests: &[Vec<Op>]) -> Result<(), Com
 
 /// Stage two: every frame of the batch into the segment (one write, one fdatasync), then
 /// the records applied in request order. One result per request: a request whose
-/// memories sled refuses fails alone (its frames are durable, so the next start replays it: from then
-/// on no checkpoint is taken, see [`super::Segments`]).
+/// memories sled refuses fails alone (its frames are durable, so the next start replays
+/// it: from then on no checkpoint is taken, see [`super::Segments`]).
 fn write_batch(
     spool: &Spool,
     writer: &mut Writer,
@@ -326,16 +326,14 @@ pub(super) fn apply(spool: &Spool, ops: &[Op], at: u64) -> Result<(), String> {
                     }
                 }
                 Op::Update(entry) => match queue.get(&entry.id) {
-                    Some(_) => {
-                        queue.put(entry.clone());
-                    }
+                    Some(before) => queue.replace(Some(&before), entry.clone()),
                     None => tracing::info!(id = %entry.id, "deleted meanwhile: not recorded"),
                 },
                 Op::Retry { id, due } => {
                     if let Some(before) = queue.get(id) {
                         let mut entry = (*before).clone();
                         entry.next_try = *due;
-                        queue.put(entry);
+                        queue.replace(Some(&before), entry);
                     }
                 }
                 Op::Remove(id) => finished.extend(queue.remove(id)),

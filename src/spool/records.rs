@@ -231,8 +231,15 @@ impl Changes<'_> {
     /// try; returns the state it replaced.
     pub(super) fn put(&mut self, entry: Entry) -> Option<Arc<Entry>> {
         let before = self.get(&entry.id);
+        self.replace(before.as_deref(), entry);
+        before
+    }
+
+    /// [`Changes::put`] for a caller that has just looked up `before`, the message's
+    /// current state (no second lookup: a record only in sled is parsed once).
+    pub(super) fn replace(&mut self, before: Option<&Entry>, entry: Entry) {
         let state = &mut *self.state;
-        match &before {
+        match before {
             Some(old) => {
                 state.schedule.remove(&(old.next_try, old.id.clone()));
             }
@@ -240,7 +247,6 @@ impl Changes<'_> {
         }
         state.schedule.insert((entry.next_try, entry.id.clone()));
         state.recent.insert(entry.id.clone(), Some(Arc::new(entry)));
-        before
     }
 
     /// Removes a message's record and schedule; returns the record.
