@@ -1,7 +1,6 @@
 //! The DATA reader: a state machine over bytes (content runs inside a line copied at
-//! once) that removes dot-stuffing, finds the
-//! one true end of data (`CRLF.CRLF`), and notices bare CR or LF and oversize messages
-//! without buffering the message.
+//! once) that removes dot-stuffing, finds the one true end of data (`CRLF.CRLF`), and
+//! notices bare CR or LF and oversize messages without buffering the message.
 //!
 //! Only `CRLF.CRLF` ends the data. `LF.LF`, `CR.CR`, `LF.CRLF` and every other mix are
 //! not an end: they are bare line endings, which make the whole message rejected

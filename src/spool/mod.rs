@@ -53,8 +53,7 @@
 //! order. Half a second after a commit, a **checkpoint** writes the queue changes still
 //! standing into sled with the segment position they reach, and flushes sled (its own
 //! timed flush is off); then every older segment that holds no queued message's body is
-//! deleted. A finished message's body
-//! file is deleted once its `remove` frame is durable.
+//! deleted. A finished message's body file is deleted once its `remove` frame is durable.
 //!
 //! # After a crash (kill -9, power loss), on the next start
 //!
