@@ -147,18 +147,14 @@ pub fn choose_copies(
         plan.archives_matched.push(list.address.clone());
         let mut copies = Vec::new();
         for m in config.members(&list.address) {
-            let reason = has_it.reason(&m).or_else(|| {
-                copied_by
-                    .get(&m)
-                    .map(|first| SkipReason::CopyFromEarlierList(first.clone()))
-            });
-            let reason = match reason {
-                // The private address is never a recipient, whatever else applies later.
-                None if config.team.private_address.as_ref() == Some(&m) => {
-                    Some(SkipReason::PrivateAddress)
-                }
-                r => r,
-            };
+            let private = config.team.private_address.as_ref() == Some(&m);
+            let reason = has_it
+                .reason(&m)
+                .or_else(|| {
+                    let first = copied_by.get(&m)?;
+                    Some(SkipReason::CopyFromEarlierList(first.clone()))
+                })
+                .or(private.then_some(SkipReason::PrivateAddress));
             match reason {
                 Some(reason) => plan.skipped.push(Skipped { address: m, reason }),
                 None => {
